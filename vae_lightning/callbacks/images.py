@@ -1,0 +1,68 @@
+"""PNG grids of reconstructions and prior samples during training, also sent to image-capable loggers."""
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torchvision.utils import make_grid, save_image
+
+
+def reconstruction_grid(model, x: torch.Tensor, n_per_row: int) -> torch.Tensor:
+    """Inputs in odd rows, their reconstructions (the likelihood's mean at z = mu) below them."""
+    with torch.no_grad():
+        mu, _ = model.encode(x)
+        recon = model.likelihood.mean(model.decode(mu))
+    rows = []
+    for start in range(0, len(x), n_per_row):
+        rows += [x[start : start + n_per_row], recon[start : start + n_per_row]]
+    return make_grid(torch.cat(rows).clamp(0, 1), nrow=n_per_row, padding=2, pad_value=1.0)
+
+
+def log_image(trainer: L.Trainer, key: str, grid: torch.Tensor) -> None:
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[grid], step=trainer.global_step)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(key, grid, global_step=trainer.global_step)
+
+
+class ImageGrids(L.Callback):
+    """Every ``every_n_epochs`` validation epochs (and after the last one), write
+    ``images/reconstructions_epochNNN.png`` and ``images/samples_epochNNN.png`` into the run folder.
+
+    The same validation digits and the same prior draws z are used every time, so the grids show
+    progress, not noise.
+    """
+
+    def __init__(self, dirpath: str, every_n_epochs: int = 5, n_samples: int = 64, n_reconstructions: int = 32):
+        self.dirpath = Path(dirpath)
+        self.every_n_epochs, self.n_samples, self.n_reconstructions = every_n_epochs, n_samples, n_reconstructions
+        self._z: torch.Tensor | None = None
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        epoch = trainer.current_epoch
+        last = epoch + 1 >= (trainer.max_epochs or 0)
+        if (epoch + 1) % self.every_n_epochs and not last:
+            return
+        self.write(trainer, pl_module, f"epoch{epoch:03d}")
+
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        if self._z is None:
+            self._z = torch.randn(self.n_samples, pl_module.latent_dim, generator=torch.Generator().manual_seed(0))
+        was_training = pl_module.training
+        pl_module.eval()
+        x = trainer.datamodule.splits["val"][0][: self.n_reconstructions].to(pl_module.device)
+        recon = reconstruction_grid(pl_module, x, n_per_row=8)
+        with torch.no_grad():
+            samples = pl_module.likelihood.mean(pl_module.decode(self._z.to(pl_module.device)))
+        samples = make_grid(samples.clamp(0, 1), nrow=8, padding=2, pad_value=1.0)
+        pl_module.train(was_training)
+        for name, grid in (("reconstructions", recon), ("samples", samples)):
+            save_image(grid, self.dirpath / f"{name}_{tag}.png")
+            log_image(trainer, f"images/{name}", grid)

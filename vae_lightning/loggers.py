@@ -1,0 +1,66 @@
+"""Logger factories that add behaviour the plain Lightning loggers do not have."""
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+
+log = logging.getLogger(__name__)
+
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def sweep_context() -> tuple[str | None, list[str]]:
+    """(group, tags) for a Hydra multirun job: the sweep folder's name and the job's overrides."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None, []
+    hydra_cfg = HydraConfig.get()
+    tags = [override[:64] for override in hydra_cfg.overrides.task if not override.startswith("hydra")]
+    return Path(hydra_cfg.sweep.dir).name, tags
+
+
+def wandb_logger(
+    save_dir: str,
+    project: str = "vae-lightning",
+    mode: str | None = None,
+    group: str | None = None,
+    tags: list[str] | None = None,
+    name: str | None = None,
+    run_id: str | None = None,
+    **kwargs: Any,
+) -> WandbLogger | None:
+    """A W&B logger, offline unless ``mode`` or the environment's WANDB_MODE says ``online``.
+
+    The run lives in ``save_dir/wandb``. Multirun jobs share a group (the sweep folder's name) and are
+    tagged with their overrides. If W&B cannot start, training goes on without it (one warning).
+    """
+    mode = mode or os.environ.get("WANDB_MODE") or "offline"
+    if mode not in WANDB_MODES:
+        raise ValueError(f"logger.wandb.mode={mode!r} is not allowed; use one of {list(WANDB_MODES)}")
+    if mode == "disabled":
+        return None
+    sweep_group, sweep_tags = sweep_context()
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        logger = WandbLogger(
+            save_dir=save_dir,
+            project=project,
+            offline=mode == "offline",
+            group=group or sweep_group,
+            tags=list(tags or []) + sweep_tags,
+            name=name,
+            id=run_id,
+            **kwargs,
+        )
+        if rank_zero_only.rank == 0:
+            logger.experiment  # start the run now, so a failure is caught here and not mid-training
+    except Exception as err:  # W&B must never stop training: anything it raises is reported once
+        rank_zero_warn(f"W&B could not start ({type(err).__name__}: {err}); continuing with the local loggers only")
+        return None
+    return logger

@@ -1,0 +1,43 @@
+"""Diagonal-Gaussian posterior helpers: the reparameterisation trick and the closed-form KL."""
+
+import math
+
+import torch
+
+LOGVAR_MIN = -20.0
+LOGVAR_MAX = 10.0
+LOG_2PI = math.log(2 * math.pi)
+
+
+def clamp_logvar(logvar: torch.Tensor) -> torch.Tensor:
+    """Keep log-variances where exp() neither underflows to 0 nor overflows (sigma in [4.5e-5, 148])."""
+    return logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
+
+
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int | None = None) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I), so gradients flow to mu and logvar.
+
+    With ``n_samples`` the result has a leading sample dimension: (n_samples, *mu.shape).
+    """
+    std = torch.exp(0.5 * logvar)
+    shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
+    eps = torch.randn(shape, dtype=mu.dtype, device=mu.device)
+    return mu + std * eps
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) per latent dimension, in nats.
+
+    0.5 * (mu^2 + sigma^2 - 1 - log sigma^2); sum over the last axis for the per-example KL.
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def diagonal_normal_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last axis, in nats."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over the last axis, in nats."""
+    return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)

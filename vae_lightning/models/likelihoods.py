@@ -1,0 +1,120 @@
+"""Decoder output distributions p(x|z).
+
+A likelihood turns the decoder's raw output (``params_per_pixel`` channels per image channel) into a
+per-example log-probability in nats, a display mean in [0, 1], and samples.
+"""
+
+from abc import ABC, abstractmethod
+from typing import Literal
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vae_lightning.models.gaussian import LOG_2PI
+
+SigmaMode = Literal["fixed", "learned", "per_pixel"]
+SIGMA_MODES = ("fixed", "learned", "per_pixel")
+LOG_SIGMA_MIN = math.log(1e-3)
+LOG_SIGMA_MAX = math.log(10.0)
+
+
+class Likelihood(nn.Module, ABC):
+    """p(x|z) for images; all log-probabilities are summed over pixels (nats per example)."""
+
+    #: how many decoder output channels one image channel needs
+    params_per_pixel: int = 1
+    #: whether log_prob is a density of continuous x (rather than a probability of discrete x)
+    continuous: bool = False
+    #: whether the data are dequantised 8-bit pixels, so a density bounds log P(8-bit image)
+    dequantize: bool = False
+
+    @abstractmethod
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per example, shape params.shape[:-3]."""
+
+    @abstractmethod
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """E[x|z], in [0, 1], for pictures."""
+
+    @abstractmethod
+    def sample(self, params: torch.Tensor) -> torch.Tensor:
+        """A draw x ~ p(x|z)."""
+
+
+class BernoulliLikelihood(Likelihood):
+    """Independent Bernoulli pixels with logits from the decoder.
+
+    On binary x this is a normalised probability. On grey levels (``binarize: none``) it is the
+    binary cross-entropy of the common PyTorch example, which is not a likelihood of anything.
+    """
+
+    def __init__(self, binarize: Literal["dynamic", "static", "none"] = "dynamic") -> None:
+        super().__init__()
+        self.binarize = binarize
+
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        x = x.expand_as(params)
+        return -F.binary_cross_entropy_with_logits(params, x, reduction="none").flatten(-3).sum(-1)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(params)
+
+    def sample(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.bernoulli(torch.sigmoid(params))
+
+
+class GaussianLikelihood(Likelihood):
+    """Independent Gaussian pixels N(x; mu, sigma^2), mu = sigmoid(decoder output) in [0, 1].
+
+    sigma_mode:
+      * ``fixed``: sigma = ``sigma`` (MSE up to a scale and a constant);
+      * ``learned``: one sigma for all pixels, learned (initialised at ``sigma``);
+      * ``per_pixel``: the decoder predicts log sigma for each pixel (a second output channel).
+    log sigma is clamped to [log 1e-3, log 10] so the density stays finite. ``dequantize`` says the
+    data module feeds x = (k + u) / 256, which makes the density a bound on the 8-bit data.
+    """
+
+    continuous = True
+
+    def __init__(self, sigma_mode: SigmaMode = "learned", sigma: float = 0.1, dequantize: bool = True) -> None:
+        super().__init__()
+        if sigma_mode not in SIGMA_MODES:
+            raise ValueError(f"likelihood.sigma_mode={sigma_mode!r} is not allowed; use one of {SIGMA_MODES}")
+        if not sigma > 0:
+            raise ValueError(f"likelihood.sigma={sigma!r} is not allowed; it must be > 0")
+        self.sigma_mode = sigma_mode
+        self.dequantize = dequantize
+        self.params_per_pixel = 2 if sigma_mode == "per_pixel" else 1
+        log_sigma = torch.tensor(math.log(sigma))
+        if sigma_mode == "learned":
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    def _mean_and_log_sigma(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.sigma_mode == "per_pixel":
+            channels = params.shape[-3] // 2
+            raw_mean, log_sigma = params[..., :channels, :, :], params[..., channels:, :, :]
+        else:
+            raw_mean, log_sigma = params, self.log_sigma
+        return torch.sigmoid(raw_mean), log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        mu, log_sigma = self._mean_and_log_sigma(params)
+        z = (x - mu) * torch.exp(-log_sigma)
+        per_pixel = -0.5 * z.pow(2) - log_sigma - 0.5 * LOG_2PI
+        return per_pixel.expand_as(mu).flatten(-3).sum(-1)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return self._mean_and_log_sigma(params)[0]
+
+    def sample(self, params: torch.Tensor) -> torch.Tensor:
+        mu, log_sigma = self._mean_and_log_sigma(params)
+        return (mu + torch.exp(log_sigma) * torch.randn_like(mu)).clamp(0.0, 1.0)
+
+    def sigma(self) -> torch.Tensor:
+        """The shared sigma (fixed or learned); for ``per_pixel`` the initial/default value."""
+        return torch.exp(self.log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX))

@@ -1,0 +1,238 @@
+"""The VAE as a LightningModule: minimises the negative ELBO per example, in nats."""
+
+import math
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+
+from vae_lightning.models.gaussian import (
+    clamp_logvar,
+    diagonal_normal_log_prob,
+    kl_to_standard_normal,
+    reparameterise,
+    standard_normal_log_prob,
+)
+from vae_lightning.models.likelihoods import Likelihood
+
+ACTIVE_UNIT_THRESHOLD = 1e-2  # Burda et al. (2016): A_u = Cov_x(E_q[z_u]) > 1e-2
+
+
+class VAE(L.LightningModule):
+    """Encoder q(z|x) = N(mu, diag sigma^2), prior N(0, I), decoder p(x|z) given by ``likelihood``.
+
+    Logged (nats per example): ``{stage}/recon`` = -E_q[log p(x|z)], ``{stage}/kl`` = KL(q || p),
+    ``{stage}/elbo`` = -(recon + kl), ``{stage}/loss`` = recon + beta * kl (the trained objective; in
+    validation and test beta is 1, so ``val/loss`` is the negative ELBO).
+    """
+
+    def __init__(
+        self,
+        encoder: Callable[..., nn.Module],
+        decoder: Callable[..., nn.Module],
+        likelihood: Likelihood,
+        image_shape: Sequence[int] = (1, 28, 28),
+        latent_dim: int = 20,
+        optimizer: Callable[..., torch.optim.Optimizer] = partial(torch.optim.Adam, lr=1e-3),
+        scheduler: Callable[..., Any] | None = None,
+        beta: float = 1.0,
+        kl_warmup_steps: int = 0,
+        iw_samples: int = 100,
+        iw_chunk_elements: int = 4096,
+    ) -> None:
+        super().__init__()
+        image_shape = tuple(int(size) for size in image_shape)  # plain ints: checkpoints load weights-only
+        self.save_hyperparameters(ignore=["encoder", "decoder", "likelihood", "optimizer", "scheduler"])
+        self.image_shape = tuple(image_shape)
+        self.latent_dim = latent_dim
+        self.likelihood = likelihood
+        self.encoder = encoder(image_shape=self.image_shape, latent_dim=latent_dim)
+        self.decoder = decoder(
+            image_shape=self.image_shape,
+            latent_dim=latent_dim,
+            out_channels=self.image_shape[0] * likelihood.params_per_pixel,
+        )
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.beta = beta
+        self.kl_warmup_steps = kl_warmup_steps
+        self.iw_samples = iw_samples
+        self.iw_chunk_elements = iw_chunk_elements
+        self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, stored in checkpoints
+        self._eval_metrics = nn.ModuleDict()
+        # First training step with a non-finite term, and which terms: kept on device, read rarely.
+        self._nonfinite_step = torch.tensor(-1)
+        self._nonfinite_terms = torch.zeros(2, dtype=torch.bool)
+
+    # ----------------------------------------------------------------------------------------------
+    # The model
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x)
+        return mu, clamp_logvar(logvar)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Raw likelihood parameters for latents of shape (..., latent_dim)."""
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One-sample ELBO terms per example: recon = -log p(x|z), kl per example and per dimension."""
+        mu, logvar = self.encode(x)
+        z = reparameterise(mu, logvar)
+        params = self.decode(z)
+        kl_per_dim = kl_to_standard_normal(mu, logvar)
+        return {
+            "recon": -self.likelihood.log_prob(params, x),
+            "kl": kl_per_dim.sum(-1),
+            "kl_per_dim": kl_per_dim,
+            "mu": mu,
+            "params": params,
+        }
+
+    @torch.no_grad()
+    def importance_weighted_nll(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """-log p(x) estimated with k importance samples from q(z|x) (Burda et al., 2016), per example.
+
+        -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x); an upper bound on -log p(x) that tightens as k grows.
+        Samples are drawn in chunks of at most ``iw_chunk_elements`` decoder passes, so memory does not
+        grow with k.
+        """
+        mu, logvar = self.encode(x)
+        chunk = max(1, self.iw_chunk_elements // x.shape[0])
+        log_weights = []
+        for start in range(0, k, chunk):
+            z = reparameterise(mu, logvar, n_samples=min(chunk, k - start))
+            log_px_z = self.likelihood.log_prob(self.decode(z), x)
+            log_weights.append(log_px_z + standard_normal_log_prob(z) - diagonal_normal_log_prob(z, mu, logvar))
+        return -(torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k))
+
+    @torch.no_grad()
+    def sample_images(self, n: int, mean: bool = True) -> torch.Tensor:
+        """n images decoded from z ~ N(0, I): the likelihood's mean (default) or a draw from it."""
+        z = torch.randn(n, self.latent_dim, device=self.device)
+        params = self.decode(z)
+        return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
+
+    # ----------------------------------------------------------------------------------------------
+    # Training
+    def kl_weight(self) -> float:
+        if self.kl_warmup_steps <= 0:
+            return self.beta
+        return self.beta * min(1.0, self.global_step / self.kl_warmup_steps)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, _ = batch
+        out = self(x)
+        recon, kl = out["recon"].mean(), out["kl"].mean()
+        loss = recon + self.kl_weight() * kl
+        self._track_nonfinite(recon, kl)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log_dict({"train/recon": recon, "train/kl": kl, "train/elbo": -(recon + kl)})
+        return loss
+
+    def _track_nonfinite(self, recon: torch.Tensor, kl: torch.Tensor) -> None:
+        """Remember the first step whose terms were not finite, without a host sync."""
+        if self._nonfinite_step.device != recon.device:
+            self._nonfinite_step = self._nonfinite_step.to(recon.device)
+            self._nonfinite_terms = self._nonfinite_terms.to(recon.device)
+        bad = torch.stack([~torch.isfinite(recon), ~torch.isfinite(kl)])
+        first = (self._nonfinite_step < 0) & bad.any()
+        self._nonfinite_step = torch.where(first, self.global_step, self._nonfinite_step)
+        self._nonfinite_terms = torch.where(first, bad, self._nonfinite_terms)
+
+    def nonfinite_report(self) -> str | None:
+        """'train/recon at step 12' if a non-finite term was seen (one host sync), else None."""
+        step = int(self._nonfinite_step)
+        if step < 0:
+            return None
+        terms = [name for name, bad in zip(("train/recon", "train/kl"), self._nonfinite_terms.tolist()) if bad]
+        return f"{' and '.join(terms)} became non-finite at step {step}"
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # ----------------------------------------------------------------------------------------------
+    # Validation and test: per-example sums and counts, reduced exactly across DDP ranks
+    def _update_mean(self, name: str, per_example: torch.Tensor) -> None:
+        key = name.replace("/", "__")
+        if key not in self._eval_metrics:
+            self._eval_metrics[key] = MeanMetric().to(self.device)
+        self._eval_metrics[key].update(per_example)
+
+    def _accumulate(self, name: str, value: torch.Tensor) -> None:
+        self._test_sums[name] = self._test_sums.get(name, 0) + value
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, _ = batch
+        out = self(x)
+        self._update_mean("val/recon", out["recon"])
+        self._update_mean("val/kl", out["kl"])
+        self._update_mean("val/loss", out["recon"] + out["kl"])
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, _ = batch
+        out = self(x)
+        nelbo = out["recon"] + out["kl"]
+        self._update_mean("test/recon", out["recon"])
+        self._update_mean("test/kl", out["kl"])
+        self._update_mean("test/loss", nelbo)
+        self._update_mean("test/nll_iw", self.importance_weighted_nll(x, self.iw_samples))
+        # Active units and KL per dimension: sums over examples, reduced across ranks at the end.
+        self._accumulate("kl_per_dim", out["kl_per_dim"].sum(0))
+        self._accumulate("mu", out["mu"].sum(0))
+        self._accumulate("mu_sq", out["mu"].pow(2).sum(0))
+        self._accumulate("count", torch.tensor(float(x.shape[0]), device=x.device))
+
+    def on_test_epoch_start(self) -> None:
+        self._test_sums: dict[str, torch.Tensor] = {}
+
+    def _log_epoch_means(self, stage: str) -> dict[str, torch.Tensor]:
+        values = {}
+        for key, metric in self._eval_metrics.items():
+            name = key.replace("__", "/")
+            if name.startswith(f"{stage}/") and isinstance(metric, MeanMetric) and metric.update_count:
+                values[name] = metric.compute()
+                metric.reset()
+        if values:
+            self.log_dict(values, prog_bar=stage == "val")
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_means("val")
+
+    def on_test_epoch_end(self) -> None:
+        means = self._log_epoch_means("test")
+        sums = {name: self.trainer.strategy.reduce(value, reduce_op="sum") for name, value in self._test_sums.items()}
+        count = sums["count"]
+        mu_mean = sums["mu"] / count
+        self.test_details = {
+            "kl_per_dim": (sums["kl_per_dim"] / count).tolist(),
+            "mu_variance_per_dim": (sums["mu_sq"] / count - mu_mean.pow(2)).tolist(),
+        }
+        n_active = sum(v > ACTIVE_UNIT_THRESHOLD for v in self.test_details["mu_variance_per_dim"])
+        extra = {"test/active_units": float(n_active), "test/iw_samples": float(self.iw_samples)}
+        n_pixels = math.prod(self.image_shape)
+        nll = means["test/nll_iw"]
+        if self.likelihood.dequantize:
+            # Uniform dequantisation: -log P(k) <= -log p((k + u) / 256) + D ln 256 for 8-bit pixels k.
+            nll = nll + n_pixels * math.log(256)
+            extra["test/nll_8bit"] = nll
+        if self.likelihood.dequantize or not self.likelihood.continuous:
+            extra["test/bits_per_dim"] = nll / (n_pixels * math.log(2))
+        self.log_dict(extra)
+
+    # ----------------------------------------------------------------------------------------------
+    # Checkpoints carry the resolved config so a checkpoint alone rebuilds its model.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run_config is not None:
+            checkpoint["vae_lightning_config"] = self.run_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.run_config = checkpoint.get("vae_lightning_config", self.run_config)

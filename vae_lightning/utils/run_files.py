@@ -1,0 +1,54 @@
+"""Files every run folder gets: the resolved config, reproducibility info, metrics, a summary."""
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config with every interpolation resolved, as plain Python containers (no Hydra internals)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+
+
+def to_float(value: Any) -> float:
+    return float(value.item() if hasattr(value, "item") else value)
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Lightning's callback metrics as plain floats, sorted by name."""
+    return {name: to_float(value) for name, value in sorted(metrics.items()) if getattr(value, "numel", lambda: 1)() == 1}
+
+
+@rank_zero_only
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n")
+
+
+@rank_zero_only
+def write_yaml(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(payload)))
+
+
+def wandb_sync_hint(output_dir: Path) -> str | None:
+    runs = sorted((output_dir / "wandb").glob("offline-run-*"))
+    if not runs:
+        return None
+    return f"wandb sync {runs[-1]}"
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    width = max((len(name) for name in metrics), default=0)
+    lines = []
+    for name, value in metrics.items():
+        shown = f"{value:.4f}" if math.isfinite(value) and abs(value) < 1e6 else f"{value:.4g}"
+        lines.append(f"  {name:<{width}}  {shown}")
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""Checks of the composed config that run before any data is loaded or model built.
+
+Each failure is one line naming the key, the bad value and what is allowed.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vae_lightning.data.sources import DATASETS, SOURCES
+from vae_lightning.models.networks import ACTIVATIONS
+
+
+class ConfigError(ValueError):
+    """A setting has a value that is not allowed."""
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def _require_int(cfg: DictConfig, key: str, minimum: int) -> None:
+    value = _get(cfg, key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{key}={value!r} is not allowed; use an integer >= {minimum}")
+
+
+def _require_positive_number(cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
+    value = _get(cfg, key)
+    if value is None:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed; use a number {'>= 0' if allow_zero else '> 0'}")
+
+
+def _require_choice(cfg: DictConfig, key: str, allowed: tuple | list) -> None:
+    value = _get(cfg, key)
+    if value is not None and value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; use one of {list(allowed)}")
+
+
+def _target_suffix(cfg: DictConfig, key: str) -> str | None:
+    target = _get(cfg, f"{key}._target_")
+    return target.rsplit(".", 1)[-1] if isinstance(target, str) else None
+
+
+def available_devices(accelerator: str) -> int:
+    if accelerator in ("gpu", "cuda"):
+        return torch.cuda.device_count()
+    if accelerator == "mps":
+        return int(torch.backends.mps.is_available())
+    if accelerator == "auto" and torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return os.cpu_count() or 1
+
+
+def check_devices(cfg: DictConfig) -> None:
+    devices = _get(cfg, "trainer.devices")
+    accelerator = str(_get(cfg, "trainer.accelerator") or "auto")
+    if devices in (None, "auto", -1):
+        return
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ConfigError(f"trainer.devices={devices!r} is not allowed; use an integer >= 1, -1 or auto")
+    available = available_devices(accelerator)
+    if devices > available:
+        kind = "CPU processes (cores)" if available == (os.cpu_count() or 1) else f"{accelerator} devices"
+        raise ConfigError(f"trainer.devices={devices} is not allowed; this machine has {available} {kind}")
+
+
+def check_writable(path: str, key: str) -> None:
+    """The folder (or its nearest existing parent) must be writable."""
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ConfigError(f"{key}={path!r} is not allowed; it is not a writable folder")
+
+
+def validate_train_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` on the first setting that cannot work."""
+    _require_int(cfg, "model.latent_dim", 1)
+    _require_int(cfg, "data.batch_size", 1)
+    _require_int(cfg, "data.eval_batch_size", 1)
+    _require_int(cfg, "trainer.max_epochs", 1)
+    _require_int(cfg, "eval.k", 1)
+    _require_int(cfg, "model.kl_warmup_steps", 0)
+    _require_positive_number(cfg, "model.optimizer.lr")
+    _require_positive_number(cfg, "model.beta", allow_zero=True)
+    _require_positive_number(cfg, "likelihood.sigma")
+    _require_choice(cfg, "data.name", sorted(DATASETS))
+    _require_choice(cfg, "data.source", SOURCES)
+    _require_choice(cfg, "likelihood.binarize", ("dynamic", "static", "none"))
+    _require_choice(cfg, "likelihood.sigma_mode", ("fixed", "learned", "per_pixel"))
+    fraction = _get(cfg, "data.val_fraction")
+    if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
+        raise ConfigError(f"data.val_fraction={fraction!r} is not allowed; use a number between 0 and 1")
+    for key, allowed in (
+        ("model.encoder", ("MLPEncoder", "ConvEncoder")),
+        ("model.decoder", ("MLPDecoder", "ConvDecoder")),
+        ("likelihood", ("BernoulliLikelihood", "GaussianLikelihood")),
+    ):
+        name = _target_suffix(cfg, key)
+        if name is not None and name not in allowed and _get(cfg, f"{key}._target_").startswith("vae_lightning."):
+            raise ConfigError(f"{key}._target_={_get(cfg, f'{key}._target_')!r} is not allowed; use one of {allowed}")
+    for key in ("model.encoder.activation", "model.decoder.activation"):
+        _require_choice(cfg, key, sorted(ACTIVATIONS))
+    check_devices(cfg)
+    check_writable(str(_get(cfg, "paths.output_dir")), "paths.output_dir")
