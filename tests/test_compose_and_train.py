@@ -1,0 +1,76 @@
+"""Every encoder x decoder x likelihood composes from config and trains; real training learns."""
+
+import itertools
+import math
+
+import hydra
+import lightning as L
+import pytest
+import torch
+
+from vae_lightning.training import build_model
+
+LIKELIHOODS = [
+    ["likelihood=bernoulli"],
+    ["likelihood=bernoulli", "likelihood.binarize=static"],
+    ["likelihood=bernoulli", "likelihood.binarize=none"],
+    ["likelihood=gaussian", "likelihood.sigma_mode=fixed"],
+    ["likelihood=gaussian", "likelihood.sigma_mode=learned"],
+    ["likelihood=gaussian", "likelihood.sigma_mode=per_pixel"],
+]
+NETWORKS = list(itertools.product(["mlp", "conv"], ["mlp", "conv"]))
+
+
+def fit(cfg, train_batches: int | float = 1.0, max_epochs: int = 1):
+    L.seed_everything(0)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = build_model(cfg)
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, max_epochs=max_epochs, limit_train_batches=train_batches, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        use_distributed_sampler=False, num_sanity_val_steps=0, limit_val_batches=1,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return model, datamodule, trainer
+
+
+@pytest.mark.parametrize("encoder,decoder", NETWORKS, ids=[f"{e}-{d}" for e, d in NETWORKS])
+@pytest.mark.parametrize("likelihood", LIKELIHOODS, ids=[" ".join(o).replace("likelihood", "") for o in LIKELIHOODS])
+def test_every_combination_composes_and_trains(compose_train, encoder, decoder, likelihood):
+    cfg = compose_train([f"model/encoder={encoder}", f"model/decoder={decoder}", "model.latent_dim=3", *likelihood])
+    model, _, trainer = fit(cfg, train_batches=3)
+    assert type(model.encoder).__name__ == f"{encoder.capitalize() if encoder == 'conv' else 'MLP'}Encoder"
+    assert trainer.global_step == 3
+    for name in ("train/loss", "train/recon", "train/kl", "val/loss", "val/recon", "val/kl"):
+        assert math.isfinite(float(trainer.callback_metrics[name])), name
+    x = torch.rand(2, 1, 28, 28)
+    assert model.decode(torch.randn(2, 3)).shape == (2, model.likelihood.params_per_pixel, 28, 28)
+    assert model.encode(x)[0].shape == (2, 3)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_real_training_lowers_val_loss_and_beats_the_mean_image(compose_train, likelihood):
+    """On the bundled real digits: val loss falls clearly, and reconstructions beat the mean image."""
+    cfg = compose_train([f"likelihood={likelihood}"])
+    L.seed_everything(0)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup()
+    val_x = datamodule.splits["val"][0]
+    model = build_model(cfg)
+    with torch.no_grad():
+        before = (model(val_x)["recon"] + model(val_x)["kl"]).mean().item()
+    model, datamodule, trainer = fit(cfg, max_epochs=8)
+    model.eval()
+    with torch.no_grad():
+        out = model(val_x)
+        after = (out["recon"] + out["kl"]).mean().item()
+        recon = model.likelihood.mean(model.decode(model.encode(val_x)[0]))
+    assert after < 0.75 * before if likelihood == "bernoulli" else after < before - 500, (before, after)
+    # Compare with the grey-level digits (the same seeded split without binarisation noise).
+    grey = hydra.utils.instantiate(cfg.data, binarize="none", dequantize=False)
+    grey.setup()
+    train_mean = grey.splits["train"][0].float().div(255).mean(0)
+    target = grey.splits["val"][0]
+    mse_model = (recon - target).pow(2).mean().item()
+    mse_mean_image = (train_mean - target).pow(2).mean().item()
+    assert mse_model < 0.5 * mse_mean_image, (mse_model, mse_mean_image)
