@@ -41,6 +41,7 @@ def wandb_logger(
     tagged with their overrides. If W&B cannot start, training goes on without it (one warning).
     """
     mode = mode or os.environ.get("WANDB_MODE") or "offline"
+    mode = "offline" if mode == "dryrun" else mode  # wandb's old name, set in the environment by WandbLogger
     if mode not in WANDB_MODES:
         raise ValueError(f"logger.wandb.mode={mode!r} is not allowed; use one of {list(WANDB_MODES)}")
     if mode == "disabled":

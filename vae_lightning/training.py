@@ -10,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.models.vae_module import VAE
+from vae_lightning.utils.ddp import ddp_job
 from vae_lightning.utils.instantiators import instantiate_group
 from vae_lightning.utils.run_files import (
     format_metrics,
@@ -53,15 +54,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         logger.log_hyperparams(config)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = scalar_metrics(trainer.callback_metrics)
-
-    if cfg.get("test"):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
-        metrics.update(scalar_metrics(trainer.callback_metrics))
+    with ddp_job():
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics = scalar_metrics(trainer.callback_metrics)
+        if cfg.get("test"):
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+            metrics.update(scalar_metrics(trainer.callback_metrics))
         metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
-    finish(trainer, output_dir, metrics, datamodule.info)
+        finish(trainer, output_dir, metrics, datamodule.info)
     return metrics
 
 
