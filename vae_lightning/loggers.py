@@ -65,3 +65,12 @@ def wandb_logger(
         rank_zero_warn(f"W&B could not start ({type(err).__name__}: {err}); continuing with the local loggers only")
         return None
     return logger
+
+
+@rank_zero_only
+def finish_wandb_runs(loggers: list, failed: bool = False) -> None:
+    """Close this job's W&B run (marked failed if it did), so the next job of a sweep starts its own."""
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        wandb.finish(exit_code=1 if failed else 0)

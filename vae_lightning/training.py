@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from vae_lightning.loggers import finish_wandb_runs
 from vae_lightning.models.vae_module import VAE
 from vae_lightning.utils.ddp import ddp_job
 from vae_lightning.utils.instantiators import instantiate_group
@@ -54,15 +55,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         logger.log_hyperparams(config)
 
-    with ddp_job():
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        metrics = scalar_metrics(trainer.callback_metrics)
-        if cfg.get("test"):
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
-            metrics.update(scalar_metrics(trainer.callback_metrics))
-        metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
-        finish(trainer, output_dir, metrics, datamodule.info)
+    failed = True
+    try:
+        with ddp_job():
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            metrics = scalar_metrics(trainer.callback_metrics)
+            if cfg.get("test"):
+                best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+                trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+                metrics.update(scalar_metrics(trainer.callback_metrics))
+            metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
+            finish(trainer, output_dir, metrics, datamodule.info)
+        failed = False
+    finally:
+        finish_wandb_runs(trainer.loggers, failed=failed)
     return metrics
 
 

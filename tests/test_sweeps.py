@@ -1,0 +1,110 @@
+"""Hydra multirun: a folder per job, the sweep report, failures, DDP inside sweeps, W&B groups."""
+
+import csv
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from conftest import run_module
+
+FAST = ["debug=fast", "data.eval_batch_size=200"]
+
+
+def only_sweep(log_dir: Path) -> Path:
+    sweeps = list((log_dir / "sweeps").iterdir())
+    assert len(sweeps) == 1, sweeps
+    return sweeps[0]
+
+
+def report_rows(sweep: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((sweep / "report.csv").open()))
+
+
+def wandb_records(path: Path):
+    """Payloads of a .wandb file: a 7-byte header, then LevelDB-style log records in 32 KiB blocks
+    (4-byte checksum, 2-byte length, 1-byte type: 1 full, 2 first, 3 middle, 4 last)."""
+    data, pos, block, pending = path.read_bytes(), 7, 32768, b""
+    assert data[:4] == b":W&B", path
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:
+            pos += block - pos % block  # block trailer
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        payload, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind == 1:
+            yield payload
+        elif kind in (2, 3):
+            pending = (pending if kind == 3 else b"") + payload
+        elif kind == 4:
+            yield pending + payload
+
+
+def wandb_group(job_dir: Path) -> str:
+    """The group recorded in a job's offline W&B run file, read back from the file itself."""
+    from wandb.proto import wandb_internal_pb2
+
+    (run_file,) = job_dir.glob("wandb/offline-run-*/run-*.wandb")
+    for payload in wandb_records(run_file):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "run":
+            return record.run.run_group
+    raise AssertionError(f"no run record in {run_file}")
+
+
+def test_two_by_two_sweep_writes_every_job_and_the_report(tmp_path):
+    result = run_module(
+        "vae_lightning.train", "-m", *FAST, "model.latent_dim=2,3", "likelihood=bernoulli,gaussian",
+        f"paths.log_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = only_sweep(tmp_path)
+    rows = report_rows(sweep)
+    assert [(r["model.latent_dim"], r["likelihood"]) for r in rows] == [
+        ("2", "bernoulli"), ("2", "gaussian"), ("3", "bernoulli"), ("3", "gaussian")
+    ]
+    assert all(r["status"] == "completed" and float(r["test/nll_iw"]) for r in rows)
+    for job in range(4):
+        assert (sweep / str(job) / "metrics.json").exists() and (sweep / str(job) / "checkpoints" / "last.ckpt").exists()
+    for name in ("report.md", "report_test_nll_iw.png", "report_test_kl.png", "report_samples.png"):
+        assert (sweep / name).stat().st_size > 0, name
+    assert "4 jobs, 4 completed, 0 failed" in result.stdout
+    # W&B: all runs of the sweep share a group named after the sweep folder
+    assert {wandb_group(sweep / str(job)) for job in range(4)} == {sweep.name}
+
+
+def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
+    result = run_module(
+        "vae_lightning.train", "-m", *FAST, "logger=local", "model.latent_dim=2,0,3", f"paths.log_dir={tmp_path}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = only_sweep(tmp_path)
+    rows = report_rows(sweep)
+    assert [r["status"].split(":")[0] for r in rows] == ["completed", "FAILED", "completed"]
+    assert "model.latent_dim=0 is not allowed" in rows[1]["status"]
+    status = json.loads((sweep / "1" / "status.json").read_text())
+    assert status["status"] == "failed" and "latent_dim" in status["error"]
+    assert "3 jobs, 2 completed, 1 failed" in (sweep / "report.md").read_text()
+
+
+def test_sweep_with_two_ddp_processes_per_job(tmp_path):
+    result = run_module(
+        "vae_lightning.train", "-m", *FAST, "logger=local", "trainer.devices=2", "trainer.accelerator=cpu",
+        "model.latent_dim=2,3", "likelihood=bernoulli,gaussian", f"paths.log_dir={tmp_path}",
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = only_sweep(tmp_path)
+    rows = report_rows(sweep)
+    assert len(rows) == 4 and all(r["status"] == "completed" for r in rows)
+    # the children re-ran their own job, not the sweep: no extra sweep folders or jobs
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1", "2", "3"]
+    assert len(list((tmp_path / "sweeps").iterdir())) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_report_command_on_a_folder_without_jobs(tmp_path):
+    result = run_module("vae_lightning.report", str(tmp_path))
+    assert result.returncode == 2 and f"{tmp_path}: no job folders" in result.stderr
