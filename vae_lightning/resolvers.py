@@ -1,12 +1,34 @@
 """OmegaConf resolvers used by the configs; registered before Hydra composes them."""
 
 import secrets
+from datetime import datetime
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
 
+def unique_suffix() -> str:
+    return secrets.token_hex(3)
+
+
+def run_dir_of_checkpoint(ckpt_path: str) -> Path:
+    """The run folder a checkpoint belongs to (``RUN/checkpoints/x.ckpt`` -> ``RUN``)."""
+    parent = Path(ckpt_path).expanduser().resolve().parent
+    return parent.parent if parent.name == "checkpoints" else parent
+
+
+def evaluation_dir(ckpt_path: str) -> str:
+    """A new folder for one evaluation, beside the checkpoint's run outputs, never reused."""
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    name = f"{Path(ckpt_path).stem}_{stamp}_{unique_suffix()}"
+    return str(run_dir_of_checkpoint(ckpt_path) / "evaluations" / name)
+
+
 def register_resolvers() -> None:
-    # A random suffix makes run folders unique even for runs started in the same second.
-    # Cached, so every use within one config gives the same value.
-    if not OmegaConf.has_resolver("unique"):
-        OmegaConf.register_new_resolver("unique", lambda: secrets.token_hex(3), use_cache=True)
+    # Cached, so every use within one config gives the same value: run folders are unique even for
+    # runs started in the same second.
+    for name, function in (("unique", unique_suffix), ("evaluation_dir", evaluation_dir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function, use_cache=True)
+    if not OmegaConf.has_resolver("run_dir_of"):
+        OmegaConf.register_new_resolver("run_dir_of", lambda path: str(run_dir_of_checkpoint(path)), use_cache=True)

@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from vae_lightning.evaluation.final import final_evaluation
 from vae_lightning.loggers import finish_wandb_runs
 from vae_lightning.models.vae_module import VAE
 from vae_lightning.utils.ddp import ddp_job
@@ -64,12 +65,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
                 trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
                 metrics.update(scalar_metrics(trainer.callback_metrics))
+                metrics.update(after_test(cfg, trainer, datamodule, output_dir) or {})
             metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
             finish(trainer, output_dir, metrics, datamodule.info)
         failed = False
     finally:
         finish_wandb_runs(trainer.loggers, failed=failed)
     return metrics
+
+
+@rank_zero_only
+def after_test(cfg: DictConfig, trainer: L.Trainer, datamodule, output_dir: Path) -> dict[str, float]:
+    """Pictures and sample quality of the tested (best) model; rank 0 only."""
+    return final_evaluation(
+        trainer.lightning_module, datamodule, output_dir, cfg.paths.cache_dir, cfg.eval.fid_samples, trainer
+    )
 
 
 @rank_zero_only
@@ -94,7 +104,7 @@ def finish(trainer: L.Trainer, output_dir: Path, metrics: dict[str, float], data
     ]
     if checkpoint and checkpoint.best_model_path:
         lines.append(f"  best checkpoint: {checkpoint.best_model_path}")
-    lines.append(f"  images: {output_dir / 'images'}")
+    lines.append(f"  images: {output_dir / 'images'} (during training), {output_dir / 'pictures'} (final)")
     hint = wandb_sync_hint(output_dir)
     if hint:
         lines.append(f"  W&B (offline): {hint}")

@@ -14,14 +14,18 @@ def clamp_logvar(logvar: torch.Tensor) -> torch.Tensor:
     return logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
 
-def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int | None = None) -> torch.Tensor:
+def reparameterise(
+    mu: torch.Tensor, logvar: torch.Tensor, n_samples: int | None = None, eps: torch.Tensor | None = None
+) -> torch.Tensor:
     """z = mu + sigma * eps with eps ~ N(0, I), so gradients flow to mu and logvar.
 
     With ``n_samples`` the result has a leading sample dimension: (n_samples, *mu.shape).
+    ``eps`` may be given (fixed evaluation noise); otherwise it is drawn.
     """
     std = torch.exp(0.5 * logvar)
-    shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
-    eps = torch.randn(shape, dtype=mu.dtype, device=mu.device)
+    if eps is None:
+        shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
+        eps = torch.randn(shape, dtype=mu.dtype, device=mu.device)
     return mu + std * eps
 
 
@@ -41,3 +45,30 @@ def diagonal_normal_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Te
 def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     """log N(z; 0, I) summed over the last axis, in nats."""
     return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+
+
+class PerExampleNoise:
+    """Fixed N(0, I) noise for example i of a split, whatever the batch or the DDP rank it lands in.
+
+    Rows are drawn in chunks of ``chunk`` examples, each chunk from its own seed, and cached, so the
+    noise of example i never depends on how many examples there are or who asks first.
+    """
+
+    def __init__(self, dim: int, seed: int, chunk: int = 1024) -> None:
+        self.dim, self.seed, self.chunk = dim, seed, chunk
+        self._chunks: dict[int, torch.Tensor] = {}
+
+    def _rows(self, chunk_id: int) -> torch.Tensor:
+        if chunk_id not in self._chunks:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + chunk_id)
+            self._chunks[chunk_id] = torch.randn(self.chunk, self.dim, generator=generator)
+        return self._chunks[chunk_id]
+
+    def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        index = index.cpu()
+        chunk_ids = index // self.chunk
+        rows = torch.empty(len(index), self.dim)
+        for chunk_id in chunk_ids.unique().tolist():
+            mask = chunk_ids == chunk_id
+            rows[mask] = self._rows(chunk_id)[index[mask] % self.chunk]
+        return rows

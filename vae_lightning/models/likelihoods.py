@@ -67,7 +67,8 @@ class BernoulliLikelihood(Likelihood):
 
 
 class GaussianLikelihood(Likelihood):
-    """Independent Gaussian pixels N(x; mu, sigma^2), mu = sigmoid(decoder output) in [0, 1].
+    """Independent Gaussian pixels N(x; mu, sigma^2), mu = sigmoid(decoder output) in [0, 1]
+    (``mean_activation: identity`` uses the raw output, e.g. for a linear-Gaussian model).
 
     sigma_mode:
       * ``fixed``: sigma = ``sigma`` (MSE up to a scale and a constant);
@@ -79,8 +80,17 @@ class GaussianLikelihood(Likelihood):
 
     continuous = True
 
-    def __init__(self, sigma_mode: SigmaMode = "learned", sigma: float = 0.1, dequantize: bool = True) -> None:
+    def __init__(
+        self,
+        sigma_mode: SigmaMode = "learned",
+        sigma: float = 0.1,
+        dequantize: bool = True,
+        mean_activation: Literal["sigmoid", "identity"] = "sigmoid",
+    ) -> None:
         super().__init__()
+        if mean_activation not in ("sigmoid", "identity"):
+            raise ValueError(f"likelihood.mean_activation={mean_activation!r} is not allowed; use sigmoid or identity")
+        self.mean_activation = mean_activation
         if sigma_mode not in SIGMA_MODES:
             raise ValueError(f"likelihood.sigma_mode={sigma_mode!r} is not allowed; use one of {SIGMA_MODES}")
         if not sigma > 0:
@@ -100,7 +110,8 @@ class GaussianLikelihood(Likelihood):
             raw_mean, log_sigma = params[..., :channels, :, :], params[..., channels:, :, :]
         else:
             raw_mean, log_sigma = params, self.log_sigma
-        return torch.sigmoid(raw_mean), log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+        mean = torch.sigmoid(raw_mean) if self.mean_activation == "sigmoid" else raw_mean
+        return mean, log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mu, log_sigma = self._mean_and_log_sigma(params)
@@ -113,7 +124,7 @@ class GaussianLikelihood(Likelihood):
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         mu, log_sigma = self._mean_and_log_sigma(params)
-        return (mu + torch.exp(log_sigma) * torch.randn_like(mu)).clamp(0.0, 1.0)
+        return mu + torch.exp(log_sigma) * torch.randn_like(mu)
 
     def sigma(self) -> torch.Tensor:
         """The shared sigma (fixed or learned); for ``per_pixel`` the initial/default value."""

@@ -11,6 +11,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from vae_lightning.models.gaussian import (
+    PerExampleNoise,
     clamp_logvar,
     diagonal_normal_log_prob,
     kl_to_standard_normal,
@@ -64,6 +65,8 @@ class VAE(L.LightningModule):
         self.iw_chunk_elements = iw_chunk_elements
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, stored in checkpoints
         self._eval_metrics = nn.ModuleDict()
+        # evaluation noise: the same z-draw for each example every epoch, on any number of ranks
+        self._eval_noise = {"val": PerExampleNoise(latent_dim, seed=1), "test": PerExampleNoise(latent_dim, seed=2)}
         # First training step with a non-finite term, and which terms: kept on device, read rarely.
         self._nonfinite_step = torch.tensor(-1)
         self._nonfinite_terms = torch.zeros(2, dtype=torch.bool)
@@ -78,10 +81,13 @@ class VAE(L.LightningModule):
         """Raw likelihood parameters for latents of shape (..., latent_dim)."""
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One-sample ELBO terms per example: recon = -log p(x|z), kl per example and per dimension."""
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One-sample ELBO terms per example: recon = -log p(x|z), kl per example and per dimension.
+
+        ``eps`` fixes the reparameterisation noise (evaluation); by default it is drawn afresh.
+        """
         mu, logvar = self.encode(x)
-        z = reparameterise(mu, logvar)
+        z = reparameterise(mu, logvar, eps=eps)
         params = self.decode(z)
         kl_per_dim = kl_to_standard_normal(mu, logvar)
         return {
@@ -123,8 +129,8 @@ class VAE(L.LightningModule):
             return self.beta
         return self.beta * min(1.0, self.global_step / self.kl_warmup_steps)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, _ = batch
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        x = batch[0]
         out = self(x)
         recon, kl = out["recon"].mean(), out["kl"].mean()
         loss = recon + self.kl_weight() * kl
@@ -169,16 +175,20 @@ class VAE(L.LightningModule):
     def _accumulate(self, name: str, value: torch.Tensor) -> None:
         self._test_sums[name] = self._test_sums.get(name, 0) + value
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, _ = batch
-        out = self(x)
+    def _evaluate_batch(self, batch: tuple[torch.Tensor, ...], stage: str) -> dict[str, torch.Tensor]:
+        x, _, index = batch
+        eps = self._eval_noise[stage](index).to(device=x.device, dtype=x.dtype)
+        return self(x, eps=eps)
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        out = self._evaluate_batch(batch, "val")
         self._update_mean("val/recon", out["recon"])
         self._update_mean("val/kl", out["kl"])
         self._update_mean("val/loss", out["recon"] + out["kl"])
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, _ = batch
-        out = self(x)
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        x = batch[0]
+        out = self._evaluate_batch(batch, "test")
         nelbo = out["recon"] + out["kl"]
         self._update_mean("test/recon", out["recon"])
         self._update_mean("test/kl", out["kl"])

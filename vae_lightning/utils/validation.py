@@ -22,7 +22,7 @@ def _get(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.select(cfg, key, default=None)
 
 
-def _require_int(cfg: DictConfig, key: str, minimum: int) -> None:
+def require_int(cfg: DictConfig, key: str, minimum: int) -> None:
     value = _get(cfg, key)
     if value is None:
         return
@@ -84,12 +84,12 @@ def check_writable(path: str, key: str) -> None:
 
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` on the first setting that cannot work."""
-    _require_int(cfg, "model.latent_dim", 1)
-    _require_int(cfg, "data.batch_size", 1)
-    _require_int(cfg, "data.eval_batch_size", 1)
-    _require_int(cfg, "trainer.max_epochs", 1)
-    _require_int(cfg, "eval.k", 1)
-    _require_int(cfg, "model.kl_warmup_steps", 0)
+    require_int(cfg, "model.latent_dim", 1)
+    require_int(cfg, "data.batch_size", 1)
+    require_int(cfg, "data.eval_batch_size", 1)
+    require_int(cfg, "trainer.max_epochs", 1)
+    require_int(cfg, "eval.k", 1)
+    require_int(cfg, "model.kl_warmup_steps", 0)
     _require_positive_number(cfg, "model.optimizer.lr")
     _require_positive_number(cfg, "model.beta", allow_zero=True)
     _require_positive_number(cfg, "likelihood.sigma")

@@ -1,0 +1,50 @@
+"""Loading a trained VAE from a checkpoint file alone, safely (weights-only unpickling)."""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vae_lightning.models.vae_module import VAE
+from vae_lightning.utils.validation import ConfigError
+
+CONFIG_KEY = "vae_lightning_config"
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's contents, unpickled weights-only (no arbitrary code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; no such file (give a .ckpt from a run's checkpoints/)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it is not a readable checkpoint ({err})") from err
+    if CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
+        raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it was not written by vae_lightning.train")
+    return checkpoint
+
+
+def checkpoint_config(checkpoint: dict[str, Any]) -> DictConfig:
+    return OmegaConf.create(checkpoint[CONFIG_KEY])
+
+
+def load_model(path: str | Path, config_overrides: DictConfig | None = None) -> tuple[VAE, DictConfig]:
+    """The model of a checkpoint, built from the config stored in it (optionally overridden)."""
+    from vae_lightning.training import build_model
+
+    checkpoint = read_checkpoint(path)
+    cfg = checkpoint_config(checkpoint)
+    if config_overrides is not None:
+        cfg = OmegaConf.merge(cfg, config_overrides)
+    try:
+        model = build_model(cfg)
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} does not fit its model config (model/likelihood overrides?): {first_line}"
+        ) from err
+    model.run_config = checkpoint[CONFIG_KEY]
+    return model.eval(), cfg

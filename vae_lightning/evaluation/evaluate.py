@@ -1,0 +1,63 @@
+"""The pipeline behind ``python -m vae_lightning.evaluate``: literature-style test metrics of a checkpoint."""
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
+
+from vae_lightning.checkpoints import load_model
+from vae_lightning.evaluation.final import final_evaluation
+from vae_lightning.utils.ddp import ddp_job
+from vae_lightning.utils.run_files import format_metrics, scalar_metrics, write_json
+from vae_lightning.utils.validation import check_devices, require_int
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    require_int(cfg, "eval.k", 1)
+    require_int(cfg, "eval.fid_samples", 0)
+    check_devices(cfg)
+    model, run_cfg = load_model(cfg.ckpt_path)
+    model.iw_samples = cfg.eval.k
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(run_cfg.data)
+    datamodule.setup()
+    output_dir = Path(cfg.paths.output_dir)
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
+    with ddp_job():
+        trainer.validate(model, datamodule=datamodule, verbose=False)
+        metrics = scalar_metrics(trainer.callback_metrics)
+        trainer.test(model, datamodule=datamodule, verbose=False)
+        metrics.update(scalar_metrics(trainer.callback_metrics))
+        extras = after_test(cfg, model, datamodule, output_dir)
+        metrics.update(extras or {})
+        report(cfg, output_dir, metrics, model, datamodule.info)
+    return metrics
+
+
+@rank_zero_only
+def after_test(cfg: DictConfig, model, datamodule, output_dir: Path) -> dict[str, float]:
+    return final_evaluation(model, datamodule, output_dir, cfg.paths.cache_dir, cfg.eval.fid_samples)
+
+
+@rank_zero_only
+def report(cfg: DictConfig, output_dir: Path, metrics: dict[str, float], model, data_info: dict) -> None:
+    write_json(
+        output_dir / "metrics.json",
+        {
+            "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+            "iw_samples": cfg.eval.k,
+            "metrics": metrics,
+            "data": data_info,
+            "test_details": model.test_details,
+        },
+    )
+    print(
+        f"\nEvaluation of {cfg.ckpt_path} on {data_info['name']} ({data_info['source']}, "
+        f"{data_info['n_test']} test images), k = {cfg.eval.k}:\n{format_metrics(metrics)}\n"
+        f"Written to {output_dir} (metrics.json, pictures/)"
+    )

@@ -1,0 +1,55 @@
+"""What every trained model gets after its test pass: pictures and the Frechet distance."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.loggers import Logger, WandbLogger
+
+from vae_lightning.callbacks.images import log_image
+from vae_lightning.evaluation.frechet import accuracy, cached_classifier, classifier_features, frechet_distance
+from vae_lightning.evaluation.pictures import write_pictures
+
+log = logging.getLogger(__name__)
+
+
+def classifier_key(data_info: dict[str, Any]) -> str:
+    return f"{data_info['name']}_{data_info['source']}_{data_info['n_train']}"
+
+
+@torch.no_grad()
+def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int) -> dict[str, float]:
+    """Frechet distance (classifier features) between n prior samples and the grey-level test images."""
+    train_x, train_y = datamodule.grey("train")
+    test_x, test_y = datamodule.grey("test")
+    classifier = cached_classifier(cache_dir, classifier_key(datamodule.info), train_x, train_y)
+    torch.manual_seed(0)
+    samples = torch.cat([model.sample_images(min(1000, n_samples - i)).cpu() for i in range(0, n_samples, 1000)])
+    distance = frechet_distance(classifier_features(classifier, samples), classifier_features(classifier, test_x))
+    return {"test/frechet_distance": distance, "test/classifier_accuracy": accuracy(classifier, test_x, test_y)}
+
+
+def final_evaluation(
+    model, datamodule, out_dir: Path, cache_dir: str | Path, n_fid_samples: int, trainer=None
+) -> dict[str, float]:
+    """Pictures into ``out_dir/pictures`` and sample-quality metrics; images also go to the loggers."""
+    was_training = model.training
+    model.eval()
+    test_x, test_y = datamodule.splits["test"]
+    pictures = write_pictures(model, test_x, test_y, model.test_details["kl_per_dim"], out_dir / "pictures")
+    metrics = sample_quality(model, datamodule, cache_dir, n_fid_samples) if n_fid_samples > 0 else {}
+    model.train(was_training)
+    if trainer is not None:
+        for name, image in pictures.items():
+            log_image(trainer, f"final/{name}", image)
+        publish_summary(trainer.loggers, metrics)
+    return metrics
+
+
+def publish_summary(loggers: list[Logger], metrics: dict[str, float]) -> None:
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(metrics)
+        else:
+            logger.log_metrics(metrics)

@@ -1,0 +1,115 @@
+"""Pictures of what a trained VAE learned, written as PNG files (and returned for loggers).
+
+Each function takes the model in eval mode and returns a (3, H, W) image tensor in [0, 1].
+"""
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torchvision.utils import make_grid, save_image
+
+from vae_lightning.callbacks.images import reconstruction_grid
+
+PAD = 2
+
+
+def _grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
+    return make_grid(images.clamp(0, 1).cpu(), nrow=nrow, padding=PAD, pad_value=1.0)
+
+
+@torch.no_grad()
+def prior_samples(model, n: int = 64, seed: int = 0) -> torch.Tensor:
+    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
+    return _grid(model.likelihood.mean(model.decode(z)), nrow=int(math.sqrt(n)) or 1)
+
+
+@torch.no_grad()
+def reconstructions(model, x: torch.Tensor, n: int = 32) -> torch.Tensor:
+    return reconstruction_grid(model, x[:n].to(model.device), n_per_row=8).cpu()
+
+
+@torch.no_grad()
+def traversals(model, x: torch.Tensor, kl_per_dim: list[float], n_dims: int = 8, steps: int = 11) -> torch.Tensor:
+    """Row d: the most informative latent dimension d (by KL) swept over [-3, 3] from one digit's mu."""
+    dims = sorted(range(len(kl_per_dim)), key=lambda d: -kl_per_dim[d])[:n_dims]
+    mu, _ = model.encode(x[:1].to(model.device))
+    values = torch.linspace(-3, 3, steps, device=model.device)
+    z = mu.repeat(len(dims) * steps, 1)
+    for row, dim in enumerate(dims):
+        z[row * steps : (row + 1) * steps, dim] = values
+    return _grid(model.likelihood.mean(model.decode(z)), nrow=steps)
+
+
+@torch.no_grad()
+def interpolations(model, x: torch.Tensor, pairs: int = 6, steps: int = 10) -> torch.Tensor:
+    """Row i: decoded points on the line between the codes (mu) of two test digits."""
+    mu, _ = model.encode(x[: 2 * pairs].to(model.device))
+    weights = torch.linspace(0, 1, steps, device=model.device).view(1, steps, 1)
+    z = mu[0::2].unsqueeze(1) * (1 - weights) + mu[1::2].unsqueeze(1) * weights
+    return _grid(model.likelihood.mean(model.decode(z.reshape(-1, model.latent_dim))), nrow=steps)
+
+
+@torch.no_grad()
+def manifold(model, n: int = 20) -> torch.Tensor:
+    """For latent_dim == 2: decoded z on an n x n grid of N(0, 1) quantiles (5% to 95%)."""
+    quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
+    grid_y, grid_x = torch.meshgrid(quantiles.flip(0), quantiles, indexing="ij")
+    z = torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1).to(model.device)
+    return _grid(model.likelihood.mean(model.decode(z)), nrow=n)
+
+
+@torch.no_grad()
+def encode_means(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    return torch.cat([model.encode(chunk.to(model.device))[0].cpu() for chunk in x.split(batch_size)])
+
+
+def latent_scatter(mu: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
+    """Test encodings coloured by class; PCA to 2-D when latent_dim > 2."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    title = "test encodings E_q[z] (latent_dim = 2)"
+    points = mu
+    if mu.shape[1] > 2:
+        centred = mu - mu.mean(0)
+        _, s, v = torch.linalg.svd(centred, full_matrices=False)
+        points = centred @ v[:2].T
+        share = (s[:2].pow(2).sum() / s.pow(2).sum()).item()
+        title = f"test encodings E_q[z], PCA of {mu.shape[1]} dims ({share:.0%} of variance)"
+    elif mu.shape[1] == 1:
+        points = torch.cat([mu, torch.zeros_like(mu)], dim=1)
+    fig, ax = plt.subplots(figsize=(6, 5.5), dpi=120)
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7, vmin=-0.5, vmax=9.5)
+    fig.colorbar(scatter, ax=ax, ticks=range(10), label="class")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_png(image: torch.Tensor, path: Path, scale: int = 2) -> None:
+    """Save with nearest-neighbour upscaling, so 28-pixel digits are big enough to look at."""
+    if scale > 1:
+        image = F.interpolate(image.unsqueeze(0), scale_factor=scale, mode="nearest").squeeze(0)
+    save_image(image, path)
+
+
+def write_pictures(model, x: torch.Tensor, labels: torch.Tensor, kl_per_dim: list[float], out_dir: Path) -> dict:
+    """Every picture for a trained model into ``out_dir``; returns name -> image tensor."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = {
+        "samples": prior_samples(model),
+        "reconstructions": reconstructions(model, x),
+        "traversals": traversals(model, x, kl_per_dim),
+        "interpolations": interpolations(model, x),
+    }
+    if model.latent_dim == 2:
+        images["manifold"] = manifold(model)
+    for name, image in images.items():
+        save_png(image, out_dir / f"{name}.png")
+    latent_scatter(encode_means(model, x), labels.cpu(), out_dir / "latent_space.png")
+    return images
