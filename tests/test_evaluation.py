@@ -1,0 +1,150 @@
+"""Literature-style evaluation: the importance-weighted NLL, active units, the Frechet distance."""
+
+import math
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from vae_lightning.data.batching import tensor_loader
+from vae_lightning.evaluation.frechet import frechet_distance
+from vae_lightning.models.likelihoods import BernoulliLikelihood, GaussianLikelihood
+from vae_lightning.models.networks import MLPDecoder, MLPEncoder
+from vae_lightning.models.vae_module import VAE
+
+
+def small_vae(latent_dim: int = 4, seed: int = 0) -> VAE:
+    torch.manual_seed(seed)
+    return VAE(encoder=MLPEncoder, decoder=MLPDecoder, likelihood=BernoulliLikelihood(), latent_dim=latent_dim).eval()
+
+
+def repeated(fn, reps: int) -> torch.Tensor:
+    return torch.stack([fn() for _ in range(reps)])  # (reps, B)
+
+
+def test_k1_importance_weighted_estimate_is_the_negative_elbo_in_expectation():
+    model = small_vae()
+    x = (torch.rand(6, 1, 28, 28) > 0.5).float()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        iw = repeated(lambda: model.importance_weighted_nll(x, k=1), 3000)
+        elbo = repeated(lambda: model(x)["recon"] + model(x)["kl"], 3000)
+    standard_error = (iw.var(0) / len(iw) + elbo.var(0) / len(elbo)).sqrt()
+    assert torch.all((iw.mean(0) - elbo.mean(0)).abs() < 4 * standard_error + 1e-3), (iw.mean(0), elbo.mean(0))
+
+
+def test_more_importance_samples_give_a_tighter_bound():
+    model = small_vae()
+    x = (torch.rand(8, 1, 28, 28) > 0.5).float()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        estimates = {k: repeated(lambda k=k: model.importance_weighted_nll(x, k=k), 50) for k in (1, 10, 100, 1000)}
+    means = [estimates[k].mean().item() for k in (1, 10, 100, 1000)]
+    spreads = [estimates[k].std(0).mean().item() for k in (1, 10, 100, 1000)]
+    assert means[0] > means[1] > means[2] > means[3], means  # lower NLL with more samples
+    assert spreads[0] > spreads[1] > spreads[2] > spreads[3], spreads  # and less noise
+
+
+def test_chunking_does_not_change_the_estimate():
+    model = small_vae()
+    x = (torch.rand(5, 1, 28, 28) > 0.5).float()
+    model.iw_chunk_elements = 5 * 7  # 7 samples per chunk
+    torch.manual_seed(3)
+    chunked = model.importance_weighted_nll(x, k=300)
+    model.iw_chunk_elements = 10**6  # one chunk
+    torch.manual_seed(3)
+    single = model.importance_weighted_nll(x, k=300)
+    # different random streams, same estimator: equal within Monte Carlo noise, both finite
+    assert torch.isfinite(chunked).all() and (chunked - single).abs().max() < 2.0
+
+
+class LinearDecoder(nn.Module):
+    def __init__(self, image_shape, latent_dim, out_channels):
+        super().__init__()
+        self.shape = (out_channels, *image_shape[1:])
+        self.linear = nn.Linear(latent_dim, math.prod(self.shape))
+
+    def forward(self, z):
+        return self.linear(z).unflatten(-1, self.shape)
+
+
+class AmortisedLinearEncoder(nn.Module):
+    """A deliberately imperfect q(z|x): linear mean, one fixed variance."""
+
+    def __init__(self, image_shape, latent_dim):
+        super().__init__()
+        self.linear = nn.Linear(math.prod(image_shape), latent_dim)
+        self.logvar = nn.Parameter(torch.full((latent_dim,), -0.5))
+
+    def forward(self, x):
+        mu = self.linear(x.flatten(1))
+        return mu, self.logvar.expand_as(mu)
+
+
+def test_estimate_converges_to_the_exact_likelihood_of_probabilistic_pca():
+    """x = W z + b + sigma * noise, z ~ N(0, I): p(x) = N(b, W W^T + sigma^2 I) in closed form."""
+    torch.manual_seed(4)
+    sigma = 0.5
+    likelihood = GaussianLikelihood(sigma_mode="fixed", sigma=sigma, mean_activation="identity")
+    model = VAE(AmortisedLinearEncoder, LinearDecoder, likelihood, image_shape=(1, 2, 3), latent_dim=2).double()
+    model.eval()
+    W, b = model.decoder.linear.weight.detach(), model.decoder.linear.bias.detach()
+    # q(z|x): the exact posterior mean, but a diagonal variance twice the posterior's (imperfect, overdispersed)
+    posterior_precision = (W.T @ W + sigma**2 * torch.eye(2, dtype=torch.float64)) / sigma**2
+    posterior_cov = torch.linalg.inv(posterior_precision)
+    gain = posterior_cov @ W.T / sigma**2
+    with torch.no_grad():
+        model.encoder.linear.weight.copy_(gain)
+        model.encoder.linear.bias.copy_(-gain @ b)
+        model.encoder.logvar.copy_(torch.log(2 * posterior_cov.diagonal()))
+    marginal = torch.distributions.MultivariateNormal(b, W @ W.T + sigma**2 * torch.eye(6, dtype=torch.float64))
+    x = marginal.sample((16,)).view(16, 1, 2, 3)
+    exact = -marginal.log_prob(x.flatten(1))
+    nll_1 = torch.stack([model.importance_weighted_nll(x, k=1) for _ in range(200)]).mean(0)
+    nll_100 = model.importance_weighted_nll(x, k=100)
+    nll_big = model.importance_weighted_nll(x, k=50_000)
+    assert (nll_1 - exact).mean() > 0.05  # the one-sample bound is visibly loose
+    assert (nll_big - exact).abs().mean() < (nll_100 - exact).abs().mean()
+    torch.testing.assert_close(nll_big, exact, atol=0.01, rtol=0)
+
+
+class KnownActivityEncoder(nn.Module):
+    """mu_0, mu_1 follow the input (variance over x >> 1e-2); mu_2, mu_3 barely move (<< 1e-2)."""
+
+    def __init__(self, image_shape, latent_dim):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        signal = x.flatten(1)[:, :2] * 4.0
+        quiet = x.flatten(1)[:, 2:4] * 0.01
+        mu = torch.cat([signal, quiet], dim=1) + self.dummy
+        return mu, torch.zeros_like(mu)
+
+
+def test_active_units_counted_on_a_constructed_encoder():
+    model = VAE(KnownActivityEncoder, MLPDecoder, BernoulliLikelihood(), latent_dim=4, iw_samples=2)
+    x = torch.rand(500, 1, 28, 28)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.test(model, dataloaders=tensor_loader(x, torch.zeros(500, dtype=torch.long), 100, shuffle=False),
+                 verbose=False)
+    assert trainer.callback_metrics["test/active_units"].item() == 2
+    variances = model.test_details["mu_variance_per_dim"]
+    assert variances[0] > 1.0 and variances[3] < 1e-3
+    expected = (x.flatten(1)[:, :4] * torch.tensor([4.0, 4.0, 0.01, 0.01])).var(0, unbiased=False)
+    torch.testing.assert_close(torch.tensor(variances), expected, rtol=1e-3, atol=1e-7)
+    kl = model.test_details["kl_per_dim"]
+    assert kl[0] > kl[2] and len(kl) == 4
+
+
+def test_frechet_distance_closed_forms():
+    torch.manual_seed(5)
+    a = torch.randn(20000, 3)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shift = torch.tensor([1.0, 2.0, 0.0])
+    assert frechet_distance(a, a + shift) == pytest.approx(5.0, abs=1e-6)  # same covariance: ||shift||^2
+    b = torch.randn(20000, 3) * torch.tensor([1.0, 2.0, 3.0])
+    # diagonal covariances: sum (s_a - s_b)^2 = 0 + 1 + 4
+    assert frechet_distance(a, b) == pytest.approx(5.0, abs=0.15)
