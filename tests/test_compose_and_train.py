@@ -74,3 +74,30 @@ def test_real_training_lowers_val_loss_and_beats_the_mean_image(compose_train, l
     mse_model = (recon - target).pow(2).mean().item()
     mse_mean_image = (train_mean - target).pow(2).mean().item()
     assert mse_model < 0.5 * mse_mean_image, (mse_model, mse_mean_image)
+
+
+def test_kingma2014_experiment(compose_train):
+    cfg = compose_train(["experiment=kingma2014", "model.latent_dim=3"])
+    assert cfg.model.encoder.hidden_dims == [500] and cfg.model.encoder.activation == "tanh"
+    assert cfg.data.batch_size == 100 and cfg.model.optimizer._target_ == "torch.optim.Adagrad"
+    model, _, trainer = fit(cfg, train_batches=3)
+    assert isinstance(model.encoder.body[1], torch.nn.Tanh)
+    assert isinstance(trainer.optimizers[0], torch.optim.Adagrad)
+
+
+def test_burda2016_experiment_and_its_learning_rate_schedule(compose_train):
+    from vae_lightning.models.schedules import burda2016_factor
+
+    cfg = compose_train(["experiment=burda2016_vae"])
+    assert cfg.model.latent_dim == 50 and cfg.model.encoder.hidden_dims == [200, 200]
+    assert cfg.data.batch_size == 20 and cfg.eval.k == 5000 and cfg.trainer.max_epochs == 3280
+    model, _, trainer = fit(cfg, train_batches=2)
+    optimizer = trainer.optimizers[0]
+    assert optimizer.defaults["eps"] == 1e-4
+    # 3^i epochs at 1e-3 * 10^(-i/7): epoch 0 -> i=0, 1..3 -> i=1, 4..12 -> i=2, ..., 1093..3279 -> i=7
+    for epoch, stage in [(0, 0), (1, 1), (3, 1), (4, 2), (12, 2), (13, 3), (1092, 6), (1093, 7), (3279, 7)]:
+        assert burda2016_factor(epoch) == pytest.approx(10 ** (-stage / 7)), epoch
+    assert sum(3**i for i in range(8)) == 3280
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * burda2016_factor(trainer.current_epoch))
+    assert scheduler.lr_lambdas[0] is burda2016_factor

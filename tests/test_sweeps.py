@@ -108,3 +108,29 @@ def test_sweep_with_two_ddp_processes_per_job(tmp_path):
 def test_report_command_on_a_folder_without_jobs(tmp_path):
     result = run_module("vae_lightning.report", str(tmp_path))
     assert result.returncode == 2 and f"{tmp_path}: no job folders" in result.stderr
+
+
+def test_optuna_search_minimises_val_loss(tmp_path):
+    result = run_module(
+        "vae_lightning.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.n_startup_trials=2", *FAST, "logger=local", f"paths.log_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = only_sweep(tmp_path)
+    rows = report_rows(sweep)
+    assert len(rows) == 3 and all(r["status"] == "completed" for r in rows)
+    best_line = next(line for line in result.stdout.splitlines() + result.stderr.splitlines() if "Best value:" in line)
+    assert float(best_line.split("Best value:")[1]) == pytest.approx(min(float(r["val/loss"]) for r in rows), rel=1e-4)
+    optimization = (sweep / "optimization_results.yaml").read_text()
+    assert "model.optimizer.lr" in optimization and "model.latent_dim" in optimization
+
+
+def test_submitit_local_launcher_runs_jobs_in_parallel_processes(tmp_path):
+    result = run_module(
+        "vae_lightning.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+        "model.latent_dim=2,3", *FAST, "logger=local", f"paths.log_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = only_sweep(tmp_path)
+    assert [r["status"] for r in report_rows(sweep)] == ["completed", "completed"]
+    assert list(sweep.glob(".submitit/*/*_log.out"))  # the jobs really went through submitit
