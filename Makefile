@@ -28,6 +28,12 @@ test:  ## the default test suite (under ~10 minutes on 2 CPU cores)
 test-all:  ## every test, slow ones included (CI)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+bench:  ## speed benchmark: project vs plain PyTorch loop vs torchvision DataLoader (table in benchmarks/README.md)
+	$(PY) benchmarks/bench_training.py
+
+figures:  ## regenerate the README's pictures in docs/figures from two fresh runs
+	$(PY) docs/make_figures.py
+
 clean:  ## remove caches (never outputs/ or data/)
 	rm -rf .pytest_cache .cache
 	find . -name __pycache__ -prune -exec rm -rf {} +

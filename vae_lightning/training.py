@@ -22,6 +22,7 @@ from vae_lightning.utils.run_files import (
     write_json,
     write_yaml,
 )
+from vae_lightning.utils.resume import apply_resume
 from vae_lightning.utils.run_info import run_info
 from vae_lightning.utils.validation import validate_train_config
 
@@ -36,6 +37,8 @@ def build_model(cfg: DictConfig | dict[str, Any]) -> VAE:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the final metrics (nats per example)."""
+    if cfg.get("resume"):
+        apply_resume(cfg)
     validate_train_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
@@ -49,7 +52,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     config = resolved_config(cfg)
     config["data_info"] = datamodule.info
-    config["run_info"] = run_info(cfg.seed, cfg.paths.root_dir)
+    config["run_info"] = {**run_info(cfg.seed, cfg.paths.root_dir), "resumed_from": cfg.get("ckpt_path")}
     model.run_config = config
     write_yaml(output_dir / "config.yaml", config)
     write_json(output_dir / "run_info.json", {**config["run_info"], "data": datamodule.info})
@@ -59,11 +62,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     failed = True
     try:
         with ddp_job():
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
             metrics = scalar_metrics(trainer.callback_metrics)
             if cfg.get("test"):
                 best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-                trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+                trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
                 metrics.update(scalar_metrics(trainer.callback_metrics))
                 metrics.update(after_test(cfg, trainer, datamodule, output_dir) or {})
             metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}

@@ -240,9 +240,17 @@ class VAE(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------------
     # Checkpoints carry the resolved config so a checkpoint alone rebuilds its model.
+    # The random state is saved too: a run resumed mid-epoch draws the same noise as one never stopped.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint["vae_lightning_config"] = self.run_config
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.run_config = checkpoint.get("vae_lightning_config", self.run_config)
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "cuda_rng_states" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_states"])

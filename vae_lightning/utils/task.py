@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from vae_lightning.callbacks.nonfinite import NonFiniteLossError
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 USER_ERRORS = (ConfigError, DataSourceError, DataIntegrityError, NonFiniteLossError)
 #: exit code for a USER_ERRORS failure
 USER_ERROR_EXIT = 2
+#: exit codes after an interruption (128 + signal number, as shells report them)
+INTERRUPTED_EXIT = {"SIGTERM": 143, "SIGINT": 130}
 
 
 def in_multirun() -> bool:
@@ -48,6 +51,14 @@ def run_task(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) ->
     write_status(output_dir, "running")
     try:
         metrics = task(cfg)
+    except (SIGTERMException, KeyboardInterrupt) as err:
+        signal_name = "SIGTERM" if isinstance(err, SIGTERMException) else "SIGINT"
+        write_status(output_dir, "interrupted", signal_name)
+        print(f"interrupted ({signal_name}); the run folder {output_dir} keeps its checkpoints", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT[signal_name])
+    except SystemExit as err:  # Lightning exits with 1 after handling Ctrl-C itself
+        write_status(output_dir, "interrupted" if err.code == 1 else "failed", f"exit code {err.code}")
+        raise
     except USER_ERRORS as err:
         write_status(output_dir, "failed", f"{type(err).__name__}: {err}")
         if in_multirun():

@@ -1,0 +1,31 @@
+"""Callbacks that make real failures happen at a chosen training step (used through the real CLI:
+``+callbacks.fault._target_=fault_injection.SendSignalAtStep`` with tests/ on PYTHONPATH)."""
+
+import os
+import signal
+
+import lightning as L
+import torch
+
+
+class SendSignalAtStep(L.Callback):
+    """Deliver a real signal (default SIGTERM) to this process when ``global_step`` reaches ``step``."""
+
+    def __init__(self, step: int, signal_name: str = "SIGTERM") -> None:
+        self.step, self.signal = step, getattr(signal, signal_name)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signal)
+
+
+class PoisonWeightsAtStep(L.Callback):
+    """Overwrite the encoder's output layer with NaN just before step ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                pl_module.encoder.head.weight.fill_(float("nan"))
