@@ -89,6 +89,7 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
     assert "3 jobs, 2 completed, 1 failed" in (sweep / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_sweep_with_two_ddp_processes_per_job(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", *FAST, "logger=local", "trainer.devices=2", "trainer.accelerator=cpu",
@@ -110,6 +111,7 @@ def test_report_command_on_a_folder_without_jobs(tmp_path):
     assert result.returncode == 2 and f"{tmp_path}: no job folders" in result.stderr
 
 
+@pytest.mark.slow
 def test_optuna_search_minimises_val_loss(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
@@ -125,6 +127,7 @@ def test_optuna_search_minimises_val_loss(tmp_path):
     assert "model.optimizer.lr" in optimization and "model.latent_dim" in optimization
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_jobs_in_parallel_processes(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",

