@@ -134,7 +134,7 @@ def test_two_runs_started_at_the_same_moment_get_different_folders(tmp_path):
 def test_training_goes_on_when_wandb_cannot_start(tmp_path):
     result = run_module(
         "vae_lightning.train", "debug=fast", "eval.fid_samples=0", "logger.wandb.mode=online",
-        f"paths.log_dir={tmp_path}", env={"HOME": str(tmp_path), "WANDB_API_KEY": "", "WANDB_MODE": ""},
+        f"paths.log_dir={tmp_path}", env={"HOME": str(tmp_path), "WANDB_API_KEY": "", "WANDB_MODE": "online"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     warnings = [line for line in result.stderr.splitlines() if "W&B could not start" in line]

@@ -62,7 +62,8 @@ def wandb_logger(
         if rank_zero_only.rank == 0:
             logger.experiment  # start the run now, so a failure is caught here and not mid-training
     except Exception as err:  # W&B must never stop training: anything it raises is reported once
-        rank_zero_warn(f"W&B could not start ({type(err).__name__}: {err}); continuing with the local loggers only")
+        reason = " ".join(str(err).split())[:300]  # one line, whatever the library's message looks like
+        rank_zero_warn(f"W&B could not start ({type(err).__name__}: {reason}); continuing with the local loggers only")
         return None
     return logger
 
