@@ -63,7 +63,7 @@ def cached_classifier(
     cache_dir: str | Path, key: str, images: torch.Tensor, labels: torch.Tensor
 ) -> DigitClassifier:
     """The classifier for data set ``key``, trained once and kept in ``cache_dir`` (weights only)."""
-    path = Path(cache_dir) / f"digit_classifier_{key}.pt"
+    path = Path(cache_dir) / f"digit_classifier_v2_{key}.pt"  # v2: at least 20,000 examples seen
     model = DigitClassifier()
     if path.exists():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
