@@ -6,6 +6,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -62,7 +63,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     failed = True
     try:
         with ddp_job():
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+            fit_model = torch.compile(model) if cfg.get("compile") else model  # Lightning unwraps it again
+            trainer.fit(fit_model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
             metrics = scalar_metrics(trainer.callback_metrics)
             if cfg.get("test"):
                 best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
