@@ -118,6 +118,7 @@ def test_resume_needs_a_run_folder(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_two_runs_started_at_the_same_moment_get_different_folders(tmp_path):
     command = [sys.executable, "-m", "vae_lightning.train", "debug=fast", "logger=local", "test=false",
                f"paths.log_dir={tmp_path}"]
@@ -131,6 +132,7 @@ def test_two_runs_started_at_the_same_moment_get_different_folders(tmp_path):
     assert all((run / "checkpoints" / "last.ckpt").exists() for run in runs)
 
 
+@pytest.mark.slow
 def test_training_goes_on_when_wandb_cannot_start(tmp_path):
     result = run_module(
         "vae_lightning.train", "debug=fast", "eval.fid_samples=0", "logger.wandb.mode=online",
