@@ -77,7 +77,11 @@ def test_forced_missing_source_says_what_to_put_where(tmp_path):
     assert "train-images-idx3-ubyte[.gz]" in message and "t10k-labels-idx1-ubyte[.gz]" in message
 
 
-def test_forced_download_without_network_fails_clearly(tmp_path):
+def test_forced_download_that_cannot_connect_fails_clearly(tmp_path, monkeypatch):
+    import torchvision
+
+    # a mirror nothing listens on: the download fails the same way with or without internet
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
     with pytest.raises(DataSourceError, match=r"data.source=download is not available for data.name=mnist"):
         load_digits("mnist", tmp_path, source="download")
 
