@@ -6,10 +6,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vae_lightning.models.vae_module import VAE
+from vae_lightning.models.vae_module import CONFIG_KEY, VAE
+from vae_lightning.training import build_model
 from vae_lightning.utils.validation import ConfigError
-
-CONFIG_KEY = "vae_lightning_config"
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -32,8 +31,6 @@ def checkpoint_config(checkpoint: dict[str, Any]) -> DictConfig:
 
 def load_model(path: str | Path, config_overrides: DictConfig | None = None) -> tuple[VAE, DictConfig]:
     """The model of a checkpoint, built from the config stored in it (optionally overridden)."""
-    from vae_lightning.training import build_model
-
     checkpoint = read_checkpoint(path)
     cfg = checkpoint_config(checkpoint)
     if config_overrides is not None:

@@ -27,8 +27,11 @@ def evaluation_dir(ckpt_path: str) -> str:
 def register_resolvers() -> None:
     # Cached, so every use within one config gives the same value: run folders are unique even for
     # runs started in the same second.
-    for name, function in (("unique", unique_suffix), ("evaluation_dir", evaluation_dir)):
+    resolvers = {
+        "unique": unique_suffix,
+        "evaluation_dir": evaluation_dir,
+        "run_dir_of": lambda ckpt_path: str(run_dir_of_checkpoint(ckpt_path)),
+    }
+    for name, function in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function, use_cache=True)
-    if not OmegaConf.has_resolver("run_dir_of"):
-        OmegaConf.register_new_resolver("run_dir_of", lambda path: str(run_dir_of_checkpoint(path)), use_cache=True)

@@ -8,7 +8,7 @@ import hydra
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from vae_lightning.evaluation.final import final_evaluation
 from vae_lightning.loggers import finish_wandb_runs
@@ -30,9 +30,8 @@ from vae_lightning.utils.validation import validate_train_config
 log = logging.getLogger(__name__)
 
 
-def build_model(cfg: DictConfig | dict[str, Any]) -> VAE:
+def build_model(cfg: DictConfig) -> VAE:
     """The VAE described by a config's ``model`` and ``likelihood`` sections."""
-    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     return hydra.utils.instantiate(cfg.model, likelihood=hydra.utils.instantiate(cfg.likelihood))
 
 
@@ -70,21 +69,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
                 trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
                 metrics.update(scalar_metrics(trainer.callback_metrics))
-                metrics.update(after_test(cfg, trainer, datamodule, output_dir) or {})
+                metrics.update(final_evaluation(cfg, trainer.lightning_module, datamodule, output_dir, trainer) or {})
             metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
             finish(trainer, output_dir, metrics, datamodule.info)
         failed = False
     finally:
         finish_wandb_runs(trainer.loggers, failed=failed)
     return metrics
-
-
-@rank_zero_only
-def after_test(cfg: DictConfig, trainer: L.Trainer, datamodule, output_dir: Path) -> dict[str, float]:
-    """Pictures and sample quality of the tested (best) model; rank 0 only."""
-    return final_evaluation(
-        trainer.lightning_module, datamodule, output_dir, cfg.paths.cache_dir, cfg.eval.fid_samples, trainer
-    )
 
 
 @rank_zero_only

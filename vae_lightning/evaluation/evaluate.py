@@ -33,15 +33,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         metrics = scalar_metrics(trainer.callback_metrics)
         trainer.test(model, datamodule=datamodule, verbose=False)
         metrics.update(scalar_metrics(trainer.callback_metrics))
-        extras = after_test(cfg, model, datamodule, output_dir)
-        metrics.update(extras or {})
+        metrics.update(final_evaluation(cfg, model, datamodule, output_dir) or {})
         report(cfg, output_dir, metrics, model, datamodule.info)
     return metrics
-
-
-@rank_zero_only
-def after_test(cfg: DictConfig, model, datamodule, output_dir: Path) -> dict[str, float]:
-    return final_evaluation(model, datamodule, output_dir, cfg.paths.cache_dir, cfg.eval.fid_samples)
 
 
 @rank_zero_only

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
 
 from vae_lightning.callbacks.images import log_image
 from vae_lightning.evaluation.frechet import accuracy, cached_classifier, classifier_features, frechet_distance
@@ -30,15 +32,16 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int) -> 
     return {"test/frechet_distance": distance, "test/classifier_accuracy": accuracy(classifier, test_x, test_y)}
 
 
-def final_evaluation(
-    model, datamodule, out_dir: Path, cache_dir: str | Path, n_fid_samples: int, trainer=None
-) -> dict[str, float]:
-    """Pictures into ``out_dir/pictures`` and sample-quality metrics; images also go to the loggers."""
+@rank_zero_only
+def final_evaluation(cfg: DictConfig, model, datamodule, out_dir: Path, trainer=None) -> dict[str, float]:
+    """After a test pass (rank 0 only): pictures into ``out_dir/pictures`` and, with ``cfg.eval.fid_samples``
+    > 0, the sample-quality metrics; with a ``trainer`` the images and metrics also go to its loggers."""
+    n_fid_samples = cfg.eval.fid_samples
     was_training = model.training
     model.eval()
     test_x, test_y = datamodule.splits["test"]
     pictures = write_pictures(model, test_x, test_y, model.test_details["kl_per_dim"], out_dir / "pictures")
-    metrics = sample_quality(model, datamodule, cache_dir, n_fid_samples) if n_fid_samples > 0 else {}
+    metrics = sample_quality(model, datamodule, cfg.paths.cache_dir, n_fid_samples) if n_fid_samples > 0 else {}
     model.train(was_training)
     if trainer is not None:
         for name, image in pictures.items():

@@ -21,6 +21,7 @@ from vae_lightning.models.gaussian import (
 from vae_lightning.models.likelihoods import Likelihood
 
 ACTIVE_UNIT_THRESHOLD = 1e-2  # Burda et al. (2016): A_u = Cov_x(E_q[z_u]) > 1e-2
+CONFIG_KEY = "vae_lightning_config"  # where checkpoints keep the resolved run config
 
 
 class VAE(L.LightningModule):
@@ -194,19 +195,20 @@ class VAE(L.LightningModule):
         eps = self._eval_noise[stage](index).to(device=x.device, dtype=x.dtype)
         return self(x, eps=eps)
 
+    def _evaluate_elbo(self, batch: tuple[torch.Tensor, ...], stage: str) -> dict[str, torch.Tensor]:
+        """The batch's ELBO terms with fixed noise, added to ``{stage}/recon``, ``/kl`` and ``/loss``."""
+        out = self._evaluate_batch(batch, stage)
+        self._update_mean(f"{stage}/recon", out["recon"])
+        self._update_mean(f"{stage}/kl", out["kl"])
+        self._update_mean(f"{stage}/loss", out["recon"] + out["kl"])
+        return out
+
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        out = self._evaluate_batch(batch, "val")
-        self._update_mean("val/recon", out["recon"])
-        self._update_mean("val/kl", out["kl"])
-        self._update_mean("val/loss", out["recon"] + out["kl"])
+        self._evaluate_elbo(batch, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         x = batch[0]
-        out = self._evaluate_batch(batch, "test")
-        nelbo = out["recon"] + out["kl"]
-        self._update_mean("test/recon", out["recon"])
-        self._update_mean("test/kl", out["kl"])
-        self._update_mean("test/loss", nelbo)
+        out = self._evaluate_elbo(batch, "test")
         self._update_mean("test/nll_iw", self.importance_weighted_nll(x, self.iw_samples))
         # Active units and KL per dimension: sums over examples, reduced across ranks at the end.
         self._accumulate("kl_per_dim", out["kl_per_dim"].sum(0))
@@ -221,7 +223,7 @@ class VAE(L.LightningModule):
         values = {}
         for key, metric in self._eval_metrics.items():
             name = key.replace("__", "/")
-            if name.startswith(f"{stage}/") and isinstance(metric, MeanMetric) and metric.update_count:
+            if name.startswith(f"{stage}/") and metric.update_count:
                 values[name] = metric.compute()
                 metric.reset()
         if values:
@@ -257,13 +259,13 @@ class VAE(L.LightningModule):
     # The random state is saved too: a run resumed mid-epoch draws the same noise as one never stopped.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
-            checkpoint["vae_lightning_config"] = self.run_config
+            checkpoint[CONFIG_KEY] = self.run_config
         checkpoint["torch_rng_state"] = torch.get_rng_state()
         if torch.cuda.is_available():
             checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_config = checkpoint.get("vae_lightning_config", self.run_config)
+        self.run_config = checkpoint.get(CONFIG_KEY, self.run_config)
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         if "cuda_rng_states" in checkpoint and torch.cuda.is_available():

@@ -7,7 +7,6 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
