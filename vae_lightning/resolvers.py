@@ -1,5 +1,6 @@
 """OmegaConf resolvers used by the configs; registered before Hydra composes them."""
 
+import os
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ def register_resolvers() -> None:
     # runs started in the same second.
     resolvers = {
         "unique": unique_suffix,
+        "cwd": os.getcwd,
         "evaluation_dir": evaluation_dir,
         "run_dir_of": lambda ckpt_path: str(run_dir_of_checkpoint(ckpt_path)),
     }

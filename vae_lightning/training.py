@@ -95,7 +95,8 @@ def finish(trainer: L.Trainer, output_dir: Path, metrics: dict[str, float], data
     lines = [
         "",
         f"Run folder: {output_dir}",
-        f"  data: {data_info['name']} from {data_info['source']} "
+        f"  data: {data_info['name']} from {data_info['source']}"
+        f"{' (the official MNIST files, MD5 checked)' if data_info.get('official_mnist') else ''} "
         f"({data_info['n_train']} train / {data_info['n_val']} val / {data_info['n_test']} test)",
     ]
     if checkpoint and checkpoint.best_model_path:

