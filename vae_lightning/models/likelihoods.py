@@ -1,13 +1,18 @@
 """Decoder output distributions p(x|z).
 
 A likelihood turns the decoder's raw output (``params_per_pixel`` channels per image channel) into a
-per-example log-probability in nats, a display mean in [0, 1], and samples.
+per-example log-probability in nats, a display mean in [0, 1], and samples. ``data_model`` says what that
+log-probability is a probability of, which decides what it can be compared with:
+
+* ``8-bit``: an exact probability of the 8-bit images (pixels k / 255);
+* ``8-bit dequantised``: a density of (k + u) / 256, u ~ U[0, 1), whose -log p + D ln 256 bounds -log P(k);
+* ``binarised``: a probability of binarised images (a different data set, its own scale);
+* ``none``: not a normalised likelihood of the data (e.g. the grey-level BCE of the usual PyTorch example).
 """
 
+import math
 from abc import ABC, abstractmethod
 from typing import Literal
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -19,17 +24,28 @@ SigmaMode = Literal["fixed", "learned", "per_pixel"]
 SIGMA_MODES = ("fixed", "learned", "per_pixel")
 LOG_SIGMA_MIN = math.log(1e-3)
 LOG_SIGMA_MAX = math.log(10.0)
+#: the values of Likelihood.data_model
+DATA_MODELS = ("8-bit", "8-bit dequantised", "binarised", "none")
 
 
 class Likelihood(nn.Module, ABC):
-    """p(x|z) for images; all log-probabilities are summed over pixels (nats per example)."""
+    """p(x|z) for images; all log-probabilities are summed over pixels (nats per example).
+
+    Contract: ``log_prob(params, x)`` takes decoder outputs of shape (..., C * params_per_pixel, H, W) and
+    inputs x of shape (B, C, H, W) broadcastable against them, and returns shape params.shape[:-3];
+    ``mean`` and ``sample`` return (..., C, H, W) in [0, 1]. The pixel preparation it needs is declared by
+    ``binarize`` and ``dequantize`` (read by the data config).
+    """
 
     #: how many decoder output channels one image channel needs
     params_per_pixel: int = 1
-    #: whether log_prob is a density of continuous x (rather than a probability of discrete x)
-    continuous: bool = False
     #: whether the data are dequantised 8-bit pixels, so a density bounds log P(8-bit image)
     dequantize: bool = False
+
+    @property
+    def data_model(self) -> str:
+        """What log_prob is a probability of: one of DATA_MODELS."""
+        return "8-bit dequantised" if self.dequantize else "none"
 
     @abstractmethod
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -55,6 +71,10 @@ class BernoulliLikelihood(Likelihood):
         super().__init__()
         self.binarize = binarize
 
+    @property
+    def data_model(self) -> str:
+        return "binarised" if self.binarize != "none" else "none"
+
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         x = x.expand_as(params)
         return -F.binary_cross_entropy_with_logits(params, x, reduction="none").flatten(-3).sum(-1)
@@ -77,8 +97,6 @@ class GaussianLikelihood(Likelihood):
     log sigma is clamped to [log 1e-3, log 10] so the density stays finite. ``dequantize`` says the
     data module feeds x = (k + u) / 256, which makes the density a bound on the 8-bit data.
     """
-
-    continuous = True
 
     def __init__(
         self,
@@ -125,7 +143,3 @@ class GaussianLikelihood(Likelihood):
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         mu, log_sigma = self._mean_and_log_sigma(params)
         return mu + torch.exp(log_sigma) * torch.randn_like(mu)
-
-    def sigma(self) -> torch.Tensor:
-        """The shared sigma (fixed or learned); for ``per_pixel`` the initial/default value."""
-        return torch.exp(self.log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX))

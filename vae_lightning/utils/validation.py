@@ -47,11 +47,6 @@ def _require_choice(cfg: DictConfig, key: str, allowed: tuple | list) -> None:
         raise ConfigError(f"{key}={value!r} is not allowed; use one of {list(allowed)}")
 
 
-def _target_suffix(cfg: DictConfig, key: str) -> str | None:
-    target = _get(cfg, f"{key}._target_")
-    return target.rsplit(".", 1)[-1] if isinstance(target, str) else None
-
-
 def available_devices(accelerator: str) -> int:
     if accelerator in ("gpu", "cuda"):
         return torch.cuda.device_count()
@@ -104,14 +99,12 @@ def validate_train_config(cfg: DictConfig) -> None:
     fraction = _get(cfg, "data.val_fraction")
     if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
         raise ConfigError(f"data.val_fraction={fraction!r} is not allowed; use a number between 0 and 1")
-    for key, allowed in (
-        ("model.encoder", ("MLPEncoder", "ConvEncoder")),
-        ("model.decoder", ("MLPDecoder", "ConvDecoder")),
-        ("likelihood", ("BernoulliLikelihood", "GaussianLikelihood")),
-    ):
-        name = _target_suffix(cfg, key)
-        if name is not None and name not in allowed and _get(cfg, f"{key}._target_").startswith("vae_lightning."):
-            raise ConfigError(f"{key}._target_={_get(cfg, f'{key}._target_')!r} is not allowed; use one of {allowed}")
+    for key, group in (("model.encoder", "model/encoder"), ("model.decoder", "model/decoder"), ("likelihood", "likelihood")):
+        target = _get(cfg, f"{key}._target_")
+        allowed = config_targets(group)
+        if isinstance(target, str) and target.startswith("vae_lightning.") and target not in allowed:
+            raise ConfigError(f"{key}._target_={target!r} is not allowed; use one of {allowed}")
+    require_int(cfg, "likelihood.components", 1)
     for key in ("model.encoder.activation", "model.decoder.activation"):
         _require_choice(cfg, key, sorted(ACTIVATIONS))
     check_devices(cfg)
@@ -129,6 +122,13 @@ def config_groups(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
         if options:
             groups[folder.relative_to(conf_dir).as_posix()] = options
     return groups
+
+
+def config_targets(group: str, conf_dir: Path | None = None) -> list[str]:
+    """The ``_target_`` of every option of a config group: the components the project ships."""
+    folder = (conf_dir or CONF_DIR) / group
+    targets = (OmegaConf.load(path).get("_target_") for path in sorted(folder.glob("*.yaml")))
+    return sorted({target for target in targets if target})
 
 
 def check_command_line(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
