@@ -12,8 +12,9 @@ from conftest import run_module
 FAST = ["debug=fast", "data.eval_batch_size=200"]
 
 
-def only_sweep(log_dir: Path) -> Path:
-    sweeps = list((log_dir / "sweeps").iterdir())
+def only_sweep(cwd: Path) -> Path:
+    """The one sweep folder a sweep started in ``cwd`` made (in ./outputs, the default)."""
+    sweeps = list((cwd / "outputs" / "sweeps").iterdir())
     assert len(sweeps) == 1, sweeps
     return sweeps[0]
 
@@ -57,7 +58,7 @@ def wandb_group(job_dir: Path) -> str:
 def test_two_by_two_sweep_writes_every_job_and_the_report(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", *FAST, "model.latent_dim=2,3", "likelihood=bernoulli,gaussian",
-        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = only_sweep(tmp_path)
@@ -68,16 +69,30 @@ def test_two_by_two_sweep_writes_every_job_and_the_report(tmp_path):
     assert all(r["status"] == "completed" and float(r["test/nll_iw"]) for r in rows)
     for job in range(4):
         assert (sweep / str(job) / "metrics.json").exists() and (sweep / str(job) / "checkpoints" / "last.ckpt").exists()
-    for name in ("report.md", "report_test_nll_iw.png", "report_test_kl.png", "report_samples.png"):
+    for name in ("report.md", "report_nll.png", "report_test_kl.png", "report_samples.png"):
         assert (sweep / name).stat().st_size > 0, name
     assert "4 jobs, 4 completed, 0 failed" in result.stdout
-    # W&B: all runs of the sweep share a group named after the sweep folder
+    # ranked only within what each likelihood is a probability of, best first
+    assert [r["compared as"] for r in rows] == ["binarised images", "8-bit images"] * 2
+    for group, metric in (("binarised images", "test/nll_iw"), ("8-bit images", "test/bits_per_dim")):
+        members = sorted((r for r in rows if r["compared as"] == group), key=lambda r: float(r[metric]))
+        assert [r["rank in group"] for r in members] == ["1", "2"]
+        best = members[0]
+        report = (sweep / "report.md").read_text()
+        assert f"## Ranking: {group}, by {metric} (lower is better)" in report
+        assert f"**Best: job {best['job']} (model.latent_dim={best['model.latent_dim']}, " in report
+    assert "Bernoulli models the binarised test images, a different data set" in report
+    # W&B: all runs of the sweep share a group named after the sweep folder; the report is a table there too
     assert {wandb_group(sweep / str(job)) for job in range(4)} == {sweep.name}
+    assert wandb_group(sweep) == sweep.name
+    (table_file,) = sweep.glob("wandb/offline-run-*/files/media/table/sweep/report_*.table.json")
+    table = json.loads(table_file.read_text())
+    assert table["columns"] == list(rows[0]) and table["data"] == [list(r.values()) for r in rows]
 
 
 def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
     result = run_module(
-        "vae_lightning.train", "-m", *FAST, "logger=local", "model.latent_dim=2,0,3", f"paths.log_dir={tmp_path}"
+        "vae_lightning.train", "-m", *FAST, "logger=local", "model.latent_dim=2,0,3", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = only_sweep(tmp_path)
@@ -93,8 +108,7 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
 def test_sweep_with_two_ddp_processes_per_job(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", *FAST, "logger=local", "trainer.devices=2", "trainer.accelerator=cpu",
-        "model.latent_dim=2,3", "likelihood=bernoulli,gaussian", f"paths.log_dir={tmp_path}",
-        timeout=900,
+        "model.latent_dim=2,3", "likelihood=bernoulli,gaussian", cwd=tmp_path, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = only_sweep(tmp_path)
@@ -102,8 +116,8 @@ def test_sweep_with_two_ddp_processes_per_job(tmp_path):
     assert len(rows) == 4 and all(r["status"] == "completed" for r in rows)
     # the children re-ran their own job, not the sweep: no extra sweep folders or jobs
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1", "2", "3"]
-    assert len(list((tmp_path / "sweeps").iterdir())) == 1
-    assert not (tmp_path / "runs").exists()
+    assert len(list((tmp_path / "outputs" / "sweeps").iterdir())) == 1
+    assert not (tmp_path / "outputs" / "runs").exists()
 
 
 def test_report_command_on_a_folder_without_jobs(tmp_path):
@@ -115,7 +129,7 @@ def test_report_command_on_a_folder_without_jobs(tmp_path):
 def test_optuna_search_minimises_val_loss(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
-        "hydra.sweeper.sampler.n_startup_trials=2", *FAST, "logger=local", f"paths.log_dir={tmp_path}",
+        "hydra.sweeper.sampler.n_startup_trials=2", *FAST, "logger=local", cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = only_sweep(tmp_path)
@@ -131,7 +145,7 @@ def test_optuna_search_minimises_val_loss(tmp_path):
 def test_submitit_local_launcher_runs_jobs_in_parallel_processes(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
-        "model.latent_dim=2,3", *FAST, "logger=local", f"paths.log_dir={tmp_path}",
+        "model.latent_dim=2,3", *FAST, "logger=local", cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = only_sweep(tmp_path)

@@ -25,6 +25,15 @@ def sweep_context() -> tuple[str | None, list[str]]:
     return Path(hydra_cfg.sweep.dir).name, tags
 
 
+def wandb_mode(mode: str | None) -> str:
+    """``logger.wandb.mode``, else the environment's WANDB_MODE, else offline."""
+    mode = mode or os.environ.get("WANDB_MODE") or "offline"
+    mode = "offline" if mode == "dryrun" else mode  # wandb's old name, set in the environment by WandbLogger
+    if mode not in WANDB_MODES:
+        raise ValueError(f"logger.wandb.mode={mode!r} is not allowed; use one of {list(WANDB_MODES)}")
+    return mode
+
+
 def wandb_logger(
     save_dir: str,
     project: str = "vae-lightning",
@@ -40,10 +49,7 @@ def wandb_logger(
     The run lives in ``save_dir/wandb``. Multirun jobs share a group (the sweep folder's name) and are
     tagged with their overrides. If W&B cannot start, training goes on without it (one warning).
     """
-    mode = mode or os.environ.get("WANDB_MODE") or "offline"
-    mode = "offline" if mode == "dryrun" else mode  # wandb's old name, set in the environment by WandbLogger
-    if mode not in WANDB_MODES:
-        raise ValueError(f"logger.wandb.mode={mode!r} is not allowed; use one of {list(WANDB_MODES)}")
+    mode = wandb_mode(mode)
     if mode == "disabled":
         return None
     sweep_group, sweep_tags = sweep_context()
@@ -75,3 +81,22 @@ def finish_wandb_runs(loggers: list, failed: bool = False) -> None:
         import wandb
 
         wandb.finish(exit_code=1 if failed else 0)
+
+
+def log_sweep_report(sweep_dir: Path, project: str, mode: str | None, header: list[str], rows: list[list[str]]) -> None:
+    """The sweep report as a W&B table (key ``sweep/report``) in a run of the sweep's group, job type
+    ``sweep-report``, beside the jobs' runs. A W&B failure is one warning; the report files are already written."""
+    mode = wandb_mode(mode)
+    if mode == "disabled":
+        return
+    try:
+        import wandb
+
+        run = wandb.init(
+            project=project, group=sweep_dir.name, job_type="sweep-report", name=f"{sweep_dir.name} report",
+            dir=str(sweep_dir), mode=mode, config={"sweep_dir": str(sweep_dir)},
+        )
+        run.log({"sweep/report": wandb.Table(columns=header, data=rows)})
+        run.finish()
+    except Exception as err:  # as for the jobs' runs: W&B never breaks the sweep
+        log.warning("W&B could not take the sweep report (%s: %s)", type(err).__name__, " ".join(str(err).split())[:300])

@@ -1,8 +1,10 @@
 """Sweep reports: ``python -m vae_lightning.report SWEEP_DIR`` (also run when a multirun ends).
 
-Writes into the sweep folder: ``report.csv`` and ``report.md`` (every job's overrides, status and
-final metrics), ``report_<metric>.png`` (metric against the first numeric swept key, one line per
-combination of the other swept keys) and ``report_samples.png`` (each job's last prior samples).
+Writes into the sweep folder: ``report.csv`` and ``report.md`` (every job's overrides, status, what its
+likelihood is a probability of, final metrics, and its rank within its comparison group), ``report_nll.png``
+(the group's metric against the first numeric swept key, one line per combination of the other swept keys,
+one panel per group), ``report_test_kl.png`` and ``report_samples.png`` (each job's last prior samples, side
+by side). Jobs are ranked only against jobs whose numbers measure the same thing (see COMPARISON_GROUPS).
 """
 
 import csv
@@ -16,8 +18,22 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-REPORT_METRICS = ("test/nll_iw", "test/loss", "test/kl", "test/active_units", "val/loss")
-PLOTTED = ("test/nll_iw", "test/kl")
+REPORT_METRICS = ("test/bits_per_dim", "test/nll_iw", "test/loss", "test/kl", "test/active_units", "val/loss")
+
+#: Likelihood.data_model -> (comparison group, the metric that ranks it, what the group's numbers are)
+COMPARISON_GROUPS = {
+    "8-bit": ("8-bit images", "test/bits_per_dim", "exact probabilities or dequantised bounds of the 8-bit test images"),
+    "8-bit dequantised": (
+        "8-bit images", "test/bits_per_dim", "exact probabilities or dequantised bounds of the 8-bit test images"
+    ),
+    "binarised": (
+        "binarised images", "test/nll_iw",
+        "Bernoulli models the binarised test images, a different data set from the 8-bit images, "
+        "so its numbers are ranked on their own",
+    ),
+    "none": ("not a likelihood", "", "these objectives are not normalised likelihoods of the data and are not ranked"),
+}
+UNKNOWN_GROUP = ("unknown", "", "jobs without a recorded data model (failed, or from an older version)")
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -25,12 +41,13 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def read_job(job_dir: Path) -> dict[str, Any]:
-    """One job's overrides (key -> value), status and metrics."""
+    """One job's overrides (key -> value), status, metrics and comparison group."""
     overrides_file = job_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
     status_file, metrics_file = job_dir / "status.json", job_dir / "metrics.json"
     status = json.loads(status_file.read_text()) if status_file.exists() else {"status": "unknown", "error": None}
-    metrics = json.loads(metrics_file.read_text())["metrics"] if metrics_file.exists() else {}
+    results = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    metrics = results.get("metrics", {})
     if status["status"] == "completed" and not metrics:
         status = {"status": "failed", "error": "no metrics.json"}
     return {
@@ -39,6 +56,7 @@ def read_job(job_dir: Path) -> dict[str, Any]:
         "status": status["status"],
         "error": status.get("error"),
         "metrics": metrics,
+        "group": COMPARISON_GROUPS.get(results.get("data_model"), UNKNOWN_GROUP),
     }
 
 
@@ -59,19 +77,38 @@ def as_number(value: str | None) -> float | None:
 
 def format_value(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.2f}" if math.isfinite(value) else str(value)
+        return f"{value:.3f}" if math.isfinite(value) and abs(value) < 10 else f"{value:.2f}"
     return "" if value is None else str(value)
+
+
+def settings(job: dict[str, Any], keys: list[str]) -> str:
+    return ", ".join(f"{k}={job['overrides'].get(k)}" for k in keys)
+
+
+def rankings(jobs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Completed jobs per comparison group, best first by the group's metric (groups without one: not ranked)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for job in jobs:
+        name, metric, _ = job["group"]
+        if metric and job["status"] == "completed" and math.isfinite(job["metrics"].get(metric, math.nan)):
+            groups.setdefault(name, []).append(job)
+    for name, members in groups.items():
+        metric = members[0]["group"][1]
+        members.sort(key=lambda job: job["metrics"][metric])
+    return groups
 
 
 def report_rows(jobs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     keys = swept_keys(jobs)
+    ranks = {job["job"]: rank for members in rankings(jobs).values() for rank, job in enumerate(members, 1)}
     metric_names = [m for m in REPORT_METRICS if any(m in job["metrics"] for job in jobs)]
-    header = ["job", *keys, "status", *metric_names]
+    header = ["job", *keys, "status", "compared as", "rank in group", *metric_names]
     rows = []
     for job in jobs:
         status = job["status"] if job["status"] != "failed" else f"FAILED: {(job['error'] or '')[:80]}"
         rows.append(
-            [job["job"], *(job["overrides"].get(k, "") for k in keys), status]
+            [job["job"], *(job["overrides"].get(k, "") for k in keys), status, job["group"][0],
+             str(ranks.get(job["job"], ""))]
             + [format_value(job["metrics"].get(m)) for m in metric_names]
         )
     return header, rows
@@ -83,31 +120,104 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def plot_metric(jobs: list[dict[str, Any]], metric: str, path: Path) -> bool:
-    """metric against the first numeric swept key; one line per value of the other swept keys."""
+def ranking_text(jobs: list[dict[str, Any]]) -> list[str]:
+    """A section per comparison group: what its numbers are, the best configuration, the ranking."""
+    keys = swept_keys(jobs)
+    lines = []
+    for name, members in rankings(jobs).items():
+        metric, meaning = members[0]["group"][1], members[0]["group"][2]
+        best = members[0]
+        lines += [
+            f"## Ranking: {name}, by {metric} (lower is better)",
+            "",
+            f"{meaning[0].upper()}{meaning[1:]}.",
+            "",
+            f"**Best: job {best['job']} ({settings(best, keys)}), {metric} = {format_value(best['metrics'][metric])}.**",
+            "",
+            markdown_table(
+                ["rank", "job", *keys, metric],
+                [[str(rank), job["job"], *(job["overrides"].get(k, "") for k in keys),
+                  format_value(job["metrics"][metric])] for rank, job in enumerate(members, 1)],
+            ),
+            "",
+        ]
+    return lines
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = swept_keys(jobs)
+    return plt
+
+
+def _lines(
+    jobs: list[dict[str, Any]], metric: str, keys: list[str] | None = None
+) -> tuple[str, dict[str, list[tuple[float, float]]]] | None:
+    """(x key, {label: points}): metric against the first numeric swept key, a line per other setting."""
+    keys = keys or swept_keys(jobs)
     numeric = [k for k in keys if all(as_number(j["overrides"].get(k)) is not None for j in jobs)]
     done = [j for j in jobs if metric in j["metrics"]]
     if not numeric or not done:
-        return False
+        return None
     x_key, others = numeric[0], [k for k in keys if k != numeric[0]]
     lines: dict[str, list[tuple[float, float]]] = {}
     for job in done:
-        label = ", ".join(f"{k}={job['overrides'].get(k)}" for k in others) or metric
+        label = settings(job, others) or metric
         lines.setdefault(label, []).append((as_number(job["overrides"][x_key]), job["metrics"][metric]))
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    return x_key, lines
+
+
+def _draw(ax, x_key: str, lines: dict[str, list[tuple[float, float]]], ylabel: str, title: str = "") -> None:
     for label, points in sorted(lines.items()):
         xs, ys = zip(*sorted(points))
         ax.plot(xs, ys, marker="o", label=label)
+    xs = [x for points in lines.values() for x, _ in points]
+    if min(xs) > 0 and max(xs) >= 10 * min(xs):  # latent sizes such as 2, 10, 50
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(set(xs)), [f"{x:g}" for x in sorted(set(xs))])
     ax.set_xlabel(x_key)
-    ax.set_ylabel(f"{metric} (nats)" if metric != "test/active_units" else metric)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+
+
+def unit(metric: str) -> str:
+    return {"test/bits_per_dim": "bits/dim", "test/active_units": "units"}.get(metric, "nats")
+
+
+def plot_metric(jobs: list[dict[str, Any]], metric: str, path: Path) -> bool:
+    """metric against the first numeric swept key; one line per value of the other swept keys."""
+    found = _lines(jobs, metric)
+    if found is None:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    _draw(ax, *found, ylabel=f"{metric} ({unit(metric)})")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def plot_nll(jobs: list[dict[str, Any]], path: Path) -> bool:
+    """Each comparison group's metric against the first numeric swept key, one panel per group."""
+    panels, keys = [], swept_keys(jobs)
+    for name, members in rankings(jobs).items():
+        metric = members[0]["group"][1]
+        found = _lines(members, metric, keys)
+        if found is not None:
+            panels.append((name, metric, found))
+    if not panels:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), dpi=120, squeeze=False)
+    for ax, (name, metric, (x_key, lines)) in zip(axes[0], panels):
+        _draw(ax, x_key, lines, ylabel=f"{metric} ({unit(metric)})", title=name)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -115,11 +225,8 @@ def plot_metric(jobs: list[dict[str, Any]], metric: str, path: Path) -> bool:
 
 
 def plot_samples(jobs: list[dict[str, Any]], sweep_dir: Path, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    plt = _pyplot()
     import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
 
     grids = []
     for job in jobs:
@@ -140,8 +247,8 @@ def plot_samples(jobs: list[dict[str, Any]], sweep_dir: Path, path: Path) -> boo
     return True
 
 
-def write_report(sweep_dir: str | Path) -> str:
-    """Write the report files into ``sweep_dir``; returns the Markdown table."""
+def write_report(sweep_dir: str | Path) -> tuple[str, list[str], list[list[str]]]:
+    """Write the report files into ``sweep_dir``; returns the Markdown text and the table (header, rows)."""
     sweep_dir = Path(sweep_dir)
     jobs = [read_job(d) for d in job_dirs(sweep_dir)]
     if not jobs:
@@ -149,34 +256,47 @@ def write_report(sweep_dir: str | Path) -> str:
     header, rows = report_rows(jobs)
     with (sweep_dir / "report.csv").open("w", newline="") as f:
         csv.writer(f).writerows([header, *rows])
-    table = markdown_table(header, rows)
     failed = sum(job["status"] != "completed" for job in jobs)
-    made = [f"report_{m.replace('/', '_')}.png" for m in PLOTTED if plot_metric(jobs, m, sweep_dir / f"report_{m.replace('/', '_')}.png")]
-    if plot_samples(jobs, sweep_dir, sweep_dir / "report_samples.png"):
-        made.append("report_samples.png")
+    made = []
+    for name, draw in (
+        ("report_nll.png", lambda path: plot_nll(jobs, path)),
+        ("report_test_kl.png", lambda path: plot_metric(jobs, "test/kl", path)),
+        ("report_samples.png", lambda path: plot_samples(jobs, sweep_dir, path)),
+    ):
+        if draw(sweep_dir / name):
+            made.append(name)
     text = "\n".join(
         [
             f"# Sweep {sweep_dir.name}",
             "",
-            f"{len(jobs)} jobs, {len(jobs) - failed} completed, {failed} failed. Metrics in nats per example.",
+            f"{len(jobs)} jobs, {len(jobs) - failed} completed, {failed} failed. Metrics in nats per example "
+            "(bits/dim for test/bits_per_dim).",
             "",
-            table,
+            markdown_table(header, rows),
             "",
+            *ranking_text(jobs),
             *(f"![{name}]({name})" for name in made),
         ]
     )
     (sweep_dir / "report.md").write_text(text + "\n")
-    return text
+    return text, header, rows
 
 
 class SweepReportCallback(Callback):
-    """Hydra callback: write the sweep report when a multirun ends."""
+    """Hydra callback: write the sweep report when a multirun ends (and log it to W&B when W&B is on)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        if sweep_dir.is_dir() and job_dirs(sweep_dir):
-            print(write_report(sweep_dir))
-            print(f"\nSweep report: {sweep_dir / 'report.md'}")
+        if not (sweep_dir.is_dir() and job_dirs(sweep_dir)):
+            return
+        text, header, rows = write_report(sweep_dir)
+        print(text)
+        print(f"\nSweep report: {sweep_dir / 'report.md'}")
+        wandb_cfg = config.get("logger", {}).get("wandb") if config.get("logger") else None
+        if wandb_cfg is not None:
+            from vae_lightning.loggers import log_sweep_report
+
+            log_sweep_report(sweep_dir, wandb_cfg.get("project", "vae-lightning"), wandb_cfg.get("mode"), header, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m vae_lightning.report SWEEP_DIR", file=sys.stderr)
         return 2
     try:
-        print(write_report(argv[0]))
+        print(write_report(argv[0])[0])
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

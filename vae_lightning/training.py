@@ -89,6 +89,7 @@ def finish(trainer: L.Trainer, output_dir: Path, metrics: dict[str, float], data
             "metrics": metrics,
             "best_checkpoint": checkpoint.best_model_path if checkpoint else None,
             "data": data_info,
+            "data_model": trainer.lightning_module.likelihood.data_model,
             **({"test_details": details} if details else {}),
         },
     )
