@@ -60,7 +60,7 @@ def main() -> None:
         metrics = evaluations[args.k][0]
         nll = " / ".join(f"{evaluations[k][0]['test/nll_iw']:.2f}" for k in ks)
         rows.append(
-            f"| {name} | {trained['metrics']['val/loss']:.2f} | {nll} | {metrics.get('test/nll_8bit', float('nan')):.1f} "
+            f"| {name} | {trained['metrics']['val/loss']:.2f} | {nll} | {format(metrics['test/nll_8bit'], '.1f') if 'test/nll_8bit' in metrics else '— (binarised)'} "
             f"| {metrics['test/bits_per_dim']:.3f} | {metrics['test/active_units']:.0f} / 20 "
             f"| {metrics['test/frechet_distance']:.1f} | {seconds:.0f} s (+{evaluations[args.k][1]:.0f} s for k = {args.k}) |"
         )
