@@ -7,6 +7,7 @@ train and test splits, checked for consistency, plus a description of where they
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -44,7 +45,7 @@ class DigitData:
     source: str  # which source delivered the data
     location: str  # where on disk / which package
 
-    @property
+    @cached_property  # an MD5 over 55 MB: computed once per load, however often it is asked
     def official(self) -> bool:
         """Whether these are byte for byte the official MNIST files (their MD5 sums)."""
         return is_official_mnist(
