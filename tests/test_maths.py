@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
-from vae_lightning.models.gaussian import (
+from vae_lightning.models.diagonal_normal import (
     diagonal_normal_log_prob,
     kl_to_standard_normal,
     reparameterise,

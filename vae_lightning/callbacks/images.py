@@ -32,14 +32,13 @@ class ImageGrids(L.Callback):
     """Every ``every_n_epochs`` validation epochs (and after the last one), write
     ``images/reconstructions_epochNNN.png`` and ``images/samples_epochNNN.png`` into the run folder.
 
-    The same validation digits and the same prior draws z are used every time, so the grids show
+    The same validation digits and the same prior noise are used every time, so the grids show
     progress, not noise.
     """
 
     def __init__(self, dirpath: str, every_n_epochs: int = 5, n_samples: int = 64, n_reconstructions: int = 32):
         self.dirpath = Path(dirpath)
         self.every_n_epochs, self.n_samples, self.n_reconstructions = every_n_epochs, n_samples, n_reconstructions
-        self._z: torch.Tensor | None = None
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -53,14 +52,12 @@ class ImageGrids(L.Callback):
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
         self.dirpath.mkdir(parents=True, exist_ok=True)
-        if self._z is None:
-            self._z = torch.randn(self.n_samples, pl_module.latent_dim, generator=torch.Generator().manual_seed(0))
         was_training = pl_module.training
         pl_module.eval()
         x = trainer.datamodule.splits["val"][0][: self.n_reconstructions].to(pl_module.device)
         recon = reconstruction_grid(pl_module, x, n_per_row=8)
-        with torch.no_grad():
-            samples = pl_module.likelihood.mean(pl_module.decode(self._z.to(pl_module.device)))
+        # the same noise every time; a learned prior moves the samples with its parameters
+        samples = pl_module.sample_images(self.n_samples, generator=torch.Generator().manual_seed(0))
         samples = make_grid(samples.clamp(0, 1), nrow=8, padding=2, pad_value=1.0)
         pl_module.train(was_training)
         for name, grid in (("reconstructions", recon), ("samples", samples)):

@@ -27,8 +27,10 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int) -> 
     train_x, train_y = datamodule.grey("train")
     test_x, test_y = datamodule.grey("test")
     classifier = cached_classifier(cache_dir, classifier_key(datamodule.info), train_x, train_y)
-    torch.manual_seed(0)
-    samples = torch.cat([model.sample_images(min(1000, n_samples - i)).cpu() for i in range(0, n_samples, 1000)])
+    generator = torch.Generator().manual_seed(0)
+    samples = torch.cat(
+        [model.sample_images(min(1000, n_samples - i), generator=generator).cpu() for i in range(0, n_samples, 1000)]
+    )
     distance = frechet_distance(classifier_features(classifier, samples), classifier_features(classifier, test_x))
     return {"test/frechet_distance": distance, "test/classifier_accuracy": accuracy(classifier, test_x, test_y)}
 
@@ -41,7 +43,7 @@ def final_evaluation(cfg: DictConfig, model, datamodule, out_dir: Path, trainer=
     was_training = model.training
     model.eval()
     test_x, test_y = datamodule.splits["test"]
-    pictures = write_pictures(model, test_x, test_y, model.test_details["kl_per_dim"], out_dir / "pictures")
+    pictures = write_pictures(model, test_x, test_y, model.test_details["mu_variance_per_dim"], out_dir / "pictures")
     metrics = sample_quality(model, datamodule, cfg.paths.cache_dir, n_fid_samples) if n_fid_samples > 0 else {}
     model.train(was_training)
     if trainer is not None:

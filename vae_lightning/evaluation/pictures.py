@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
 
 from vae_lightning.callbacks.images import reconstruction_grid
+from vae_lightning.models.priors import StandardNormalPrior
 
 PAD = 2
 
@@ -21,8 +22,8 @@ def _grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
 
 @torch.no_grad()
 def prior_samples(model, n: int = 64, seed: int = 0) -> torch.Tensor:
-    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
-    return _grid(model.likelihood.mean(model.decode(z)), nrow=int(math.sqrt(n)) or 1)
+    images = model.sample_images(n, generator=torch.Generator().manual_seed(seed))
+    return _grid(images, nrow=int(math.sqrt(n)) or 1)
 
 
 @torch.no_grad()
@@ -31,9 +32,12 @@ def reconstructions(model, x: torch.Tensor, n: int = 32) -> torch.Tensor:
 
 
 @torch.no_grad()
-def traversals(model, x: torch.Tensor, kl_per_dim: list[float], n_dims: int = 8, steps: int = 11) -> torch.Tensor:
-    """Row d: the most informative latent dimension d (by KL) swept over [-3, 3] from one digit's mu."""
-    dims = sorted(range(len(kl_per_dim)), key=lambda d: -kl_per_dim[d])[:n_dims]
+def traversals(
+    model, x: torch.Tensor, mu_variance_per_dim: list[float], n_dims: int = 8, steps: int = 11
+) -> torch.Tensor:
+    """Row d: the latent dimensions most used by the encoder (by the variance of E_q[z_d] over the test set,
+    the active-unit statistic) swept over [-3, 3] from one digit's mu."""
+    dims = sorted(range(len(mu_variance_per_dim)), key=lambda d: -mu_variance_per_dim[d])[:n_dims]
     mu, _ = model.encode(x[:1].to(model.device))
     values = torch.linspace(-3, 3, steps, device=model.device)
     z = mu.repeat(len(dims) * steps, 1)
@@ -53,9 +57,15 @@ def interpolations(model, x: torch.Tensor, pairs: int = 6, steps: int = 10) -> t
 
 @torch.no_grad()
 def manifold(model, n: int = 20) -> torch.Tensor:
-    """For latent_dim == 2: decoded z on an n x n grid of N(0, 1) quantiles (5% to 95%)."""
-    quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
-    grid_y, grid_x = torch.meshgrid(quantiles.flip(0), quantiles, indexing="ij")
+    """For latent_dim == 2: decoded z on an n x n grid of the prior's marginal quantiles (5% to 95%; for
+    N(0, I) those of N(0, 1), for a learned prior estimated from 20,000 of its samples)."""
+    levels = torch.linspace(0.05, 0.95, n)
+    if isinstance(model.prior, StandardNormalPrior):
+        quantiles = torch.distributions.Normal(0.0, 1.0).icdf(levels).unsqueeze(1).expand(n, 2)
+    else:
+        draws = model.prior.sample(20_000, generator=torch.Generator().manual_seed(0)).cpu()
+        quantiles = torch.quantile(draws, levels, dim=0)
+    grid_y, grid_x = torch.meshgrid(quantiles[:, 1].flip(0), quantiles[:, 0], indexing="ij")
     z = torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1).to(model.device)
     return _grid(model.likelihood.mean(model.decode(z)), nrow=n)
 
@@ -98,13 +108,15 @@ def save_png(image: torch.Tensor, path: Path, scale: int = 2) -> None:
     save_image(image, path)
 
 
-def write_pictures(model, x: torch.Tensor, labels: torch.Tensor, kl_per_dim: list[float], out_dir: Path) -> dict:
+def write_pictures(
+    model, x: torch.Tensor, labels: torch.Tensor, mu_variance_per_dim: list[float], out_dir: Path
+) -> dict:
     """Every picture for a trained model into ``out_dir``; returns name -> image tensor."""
     out_dir.mkdir(parents=True, exist_ok=True)
     images = {
         "samples": prior_samples(model),
         "reconstructions": reconstructions(model, x),
-        "traversals": traversals(model, x, kl_per_dim),
+        "traversals": traversals(model, x, mu_variance_per_dim),
         "interpolations": interpolations(model, x),
     }
     if model.latent_dim == 2:

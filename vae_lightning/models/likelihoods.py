@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vae_lightning.models.gaussian import LOG_2PI
+from vae_lightning.models.diagonal_normal import LOG_2PI
 
 SigmaMode = Literal["fixed", "learned", "per_pixel"]
 SIGMA_MODES = ("fixed", "learned", "per_pixel")

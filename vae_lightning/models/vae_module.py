@@ -10,26 +10,28 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
-from vae_lightning.models.gaussian import (
-    PerExampleNoise,
-    clamp_logvar,
-    diagonal_normal_log_prob,
-    kl_to_standard_normal,
-    reparameterise,
-    standard_normal_log_prob,
-)
+from vae_lightning.models.diagonal_normal import PerExampleNoise, clamp_logvar, diagonal_normal_log_prob, reparameterise
 from vae_lightning.models.likelihoods import Likelihood
+from vae_lightning.models.objectives import ELBO, LatentSample, Objective, kl_terms
+from vae_lightning.models.priors import Prior, StandardNormalPrior
 
 ACTIVE_UNIT_THRESHOLD = 1e-2  # Burda et al. (2016): A_u = Cov_x(E_q[z_u]) > 1e-2
 CONFIG_KEY = "vae_lightning_config"  # where checkpoints keep the resolved run config
 
 
 class VAE(L.LightningModule):
-    """Encoder q(z|x) = N(mu, diag sigma^2), prior N(0, I), decoder p(x|z) given by ``likelihood``.
+    """A composition of four components, each chosen by config:
 
-    Logged (nats per example): ``{stage}/recon`` = -E_q[log p(x|z)], ``{stage}/kl`` = KL(q || p),
-    ``{stage}/elbo`` = -(recon + kl), ``{stage}/loss`` = recon + beta * kl (the trained objective; in
-    validation and test beta is 1, so ``val/loss`` is the negative ELBO).
+    * ``encoder``: q(z|x) = N(mu, diag exp(logvar)) (``model/encoder``);
+    * ``prior``: p(z) (``model/prior``; N(0, I) by default);
+    * ``decoder`` + ``likelihood``: p(x|z) (``model/decoder``, ``likelihood``);
+    * ``objective``: the training loss built from them (``model/objective``; the ELBO by default).
+
+    This class does the plumbing: training and evaluation steps, metrics, checkpoints.
+    Logged (nats per example): ``{stage}/recon`` = -log p(x|z) at a posterior sample, ``{stage}/kl`` =
+    KL(q || p) (closed form when the prior has one, else a one-sample estimate), ``{stage}/elbo`` =
+    -(recon + kl), ``train/loss`` = the objective; ``val/loss`` and ``test/loss`` are the negative ELBO
+    whatever the training objective, so runs with different objectives compare on one scale.
     """
 
     def __init__(
@@ -39,16 +41,16 @@ class VAE(L.LightningModule):
         likelihood: Likelihood,
         image_shape: Sequence[int] = (1, 28, 28),
         latent_dim: int = 20,
+        prior: Callable[..., Prior] = StandardNormalPrior,
+        objective: Objective | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] = partial(torch.optim.Adam, lr=1e-3),
         scheduler: Callable[..., Any] | None = None,
-        beta: float = 1.0,
-        kl_warmup_steps: int = 0,
         iw_samples: int = 100,
         iw_chunk_elements: int = 4096,
     ) -> None:
         super().__init__()
         image_shape = tuple(int(size) for size in image_shape)  # plain ints: checkpoints load weights-only
-        self.save_hyperparameters(ignore=["encoder", "decoder", "likelihood", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["encoder", "decoder", "likelihood", "prior", "objective", "optimizer", "scheduler"])
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.likelihood = likelihood
@@ -58,10 +60,10 @@ class VAE(L.LightningModule):
             latent_dim=latent_dim,
             out_channels=self.image_shape[0] * likelihood.params_per_pixel,
         )
+        self.prior = prior(latent_dim=latent_dim, encode=self.encode)
+        self.objective = objective or ELBO()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.beta = beta
-        self.kl_warmup_steps = kl_warmup_steps
         self.iw_samples = iw_samples
         self.iw_chunk_elements = iw_chunk_elements
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, stored in checkpoints
@@ -82,64 +84,54 @@ class VAE(L.LightningModule):
         """Raw likelihood parameters for latents of shape (..., latent_dim)."""
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """One-sample ELBO terms per example: recon = -log p(x|z), kl per example and per dimension.
-
-        ``eps`` fixes the reparameterisation noise (evaluation); by default it is drawn afresh.
-        """
+    def sample_latents(self, x: torch.Tensor, n_samples: int = 1, eps: torch.Tensor | None = None) -> LatentSample:
+        """q(z|x)'s parameters, ``n_samples`` reparameterised draws per example (``eps`` of shape
+        (n_samples, B, D) fixes the noise) and log p(x|z) for each draw."""
         mu, logvar = self.encode(x)
-        z = reparameterise(mu, logvar, eps=eps)
-        params = self.decode(z)
-        kl_per_dim = kl_to_standard_normal(mu, logvar)
-        return {
-            "recon": -self.likelihood.log_prob(params, x),
-            "kl": kl_per_dim.sum(-1),
-            "kl_per_dim": kl_per_dim,
-            "mu": mu,
-            "params": params,
-        }
+        z = reparameterise(mu, logvar, n_samples=n_samples, eps=eps)
+        return LatentSample(mu=mu, logvar=logvar, z=z, log_px_z=self.likelihood.log_prob(self.decode(z), x))
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+        """One-sample ELBO terms per example: recon = -log p(x|z), kl, kl per dimension (None when the prior
+        has no closed-form KL) and mu. ``eps`` (B, D) fixes the noise (evaluation); by default it is drawn."""
+        sample = self.sample_latents(x, eps=None if eps is None else eps.unsqueeze(0))
+        kl, kl_per_dim = kl_terms(self, sample)
+        return {"recon": -sample.log_px_z[0], "kl": kl, "kl_per_dim": kl_per_dim, "mu": sample.mu}
 
     @torch.no_grad()
     def importance_weighted_nll(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """-log p(x) estimated with k importance samples from q(z|x) (Burda et al., 2016), per example.
 
         -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x); an upper bound on -log p(x) that tightens as k grows.
-        Samples are drawn in chunks of at most ``iw_chunk_elements`` decoder passes, so memory does not
-        grow with k.
+        Samples are drawn in chunks of at most ``iw_chunk_elements`` decoder passes and folded into a running
+        log-sum-exp, so memory does not grow with k.
         """
         mu, logvar = self.encode(x)
         chunk = max(1, self.iw_chunk_elements // x.shape[0])
-        log_weights = []
+        total = torch.full((x.shape[0],), -math.inf, device=x.device, dtype=x.dtype)
         for start in range(0, k, chunk):
             z = reparameterise(mu, logvar, n_samples=min(chunk, k - start))
             log_px_z = self.likelihood.log_prob(self.decode(z), x)
-            log_weights.append(log_px_z + standard_normal_log_prob(z) - diagonal_normal_log_prob(z, mu, logvar))
-        return -(torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k))
+            log_weights = log_px_z + self.prior.log_prob(z) - diagonal_normal_log_prob(z, mu, logvar)
+            total = torch.logaddexp(total, torch.logsumexp(log_weights, dim=0))
+        return -(total - math.log(k))
 
     @torch.no_grad()
-    def sample_images(self, n: int, mean: bool = True) -> torch.Tensor:
-        """n images decoded from z ~ N(0, I): the likelihood's mean (default) or a draw from it."""
-        z = torch.randn(n, self.latent_dim, device=self.device)
-        params = self.decode(z)
+    def sample_images(self, n: int, mean: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images decoded from z ~ p(z): the likelihood's mean (default) or a draw from it."""
+        params = self.decode(self.prior.sample(n, generator=generator))
         return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
 
     # ----------------------------------------------------------------------------------------------
     # Training
-    def kl_weight(self) -> float:
-        if self.kl_warmup_steps <= 0:
-            return self.beta
-        return self.beta * min(1.0, self.global_step / self.kl_warmup_steps)
-
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        x = batch[0]
-        out = self(x)
-        recon, kl = out["recon"].mean(), out["kl"].mean()
-        loss = recon + self.kl_weight() * kl
+        terms = self.objective(self, batch[0], self.global_step)
+        recon, kl = terms.recon.mean(), terms.kl.mean()
         self._track_nonfinite(recon, kl)
         if self._is_logging_step(batch_idx):
-            self.log("train/loss", loss, prog_bar=True)
+            self.log("train/loss", terms.loss, prog_bar=True)
             self.log_dict({"train/recon": recon, "train/kl": kl, "train/elbo": -(recon + kl)})
-        return loss
+        return terms.loss
 
     def _is_logging_step(self, batch_idx: int) -> bool:
         """Log training metrics on the steps the loggers write (``trainer.log_every_n_steps``) and on the
@@ -211,7 +203,8 @@ class VAE(L.LightningModule):
         out = self._evaluate_elbo(batch, "test")
         self._update_mean("test/nll_iw", self.importance_weighted_nll(x, self.iw_samples))
         # Active units and KL per dimension: sums over examples, reduced across ranks at the end.
-        self._accumulate("kl_per_dim", out["kl_per_dim"].sum(0))
+        if out["kl_per_dim"] is not None:
+            self._accumulate("kl_per_dim", out["kl_per_dim"].sum(0))
         self._accumulate("mu", out["mu"].sum(0))
         self._accumulate("mu_sq", out["mu"].pow(2).sum(0))
         self._accumulate("count", torch.tensor(float(x.shape[0]), device=x.device))
@@ -238,10 +231,9 @@ class VAE(L.LightningModule):
         sums = {name: self.trainer.strategy.reduce(value, reduce_op="sum") for name, value in self._test_sums.items()}
         count = sums["count"]
         mu_mean = sums["mu"] / count
-        self.test_details = {
-            "kl_per_dim": (sums["kl_per_dim"] / count).tolist(),
-            "mu_variance_per_dim": (sums["mu_sq"] / count - mu_mean.pow(2)).tolist(),
-        }
+        self.test_details = {"mu_variance_per_dim": (sums["mu_sq"] / count - mu_mean.pow(2)).tolist()}
+        if "kl_per_dim" in sums:  # priors with a closed-form KL
+            self.test_details["kl_per_dim"] = (sums["kl_per_dim"] / count).tolist()
         n_active = sum(v > ACTIVE_UNIT_THRESHOLD for v in self.test_details["mu_variance_per_dim"])
         extra = {"test/active_units": float(n_active), "test/iw_samples": float(self.iw_samples)}
         n_pixels = math.prod(self.image_shape)

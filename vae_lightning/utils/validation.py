@@ -88,9 +88,12 @@ def validate_train_config(cfg: DictConfig) -> None:
     require_int(cfg, "data.eval_batch_size", 1)
     require_int(cfg, "trainer.max_epochs", 1)
     require_int(cfg, "eval.k", 1)
-    require_int(cfg, "model.kl_warmup_steps", 0)
+    require_int(cfg, "model.objective.kl_warmup_steps", 0)
+    require_int(cfg, "model.objective.k", 1)
+    require_int(cfg, "model.prior.n_components", 1)
     _require_positive_number(cfg, "model.optimizer.lr")
-    _require_positive_number(cfg, "model.beta", allow_zero=True)
+    _require_positive_number(cfg, "model.objective.beta", allow_zero=True)
+    _require_positive_number(cfg, "model.objective.free_bits", allow_zero=True)
     _require_positive_number(cfg, "likelihood.sigma")
     _require_choice(cfg, "data.name", sorted(DATASETS))
     _require_choice(cfg, "data.source", SOURCES)
@@ -99,7 +102,8 @@ def validate_train_config(cfg: DictConfig) -> None:
     fraction = _get(cfg, "data.val_fraction")
     if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
         raise ConfigError(f"data.val_fraction={fraction!r} is not allowed; use a number between 0 and 1")
-    for key, group in (("model.encoder", "model/encoder"), ("model.decoder", "model/decoder"), ("likelihood", "likelihood")):
+    for group in ("model/encoder", "model/decoder", "model/prior", "model/objective", "likelihood"):
+        key = group.replace("/", ".")
         target = _get(cfg, f"{key}._target_")
         allowed = config_targets(group)
         if isinstance(target, str) and target.startswith("vae_lightning.") and target not in allowed:

@@ -1,4 +1,4 @@
-"""Diagonal-Gaussian posterior helpers: the reparameterisation trick and the closed-form KL."""
+"""Diagonal Gaussians: the reparameterisation trick, the closed-form KL to N(0, I), log-densities."""
 
 import math
 

@@ -1,0 +1,202 @@
+"""Priors and objectives: against torch.distributions, against each other, and their defining properties."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+
+from vae_lightning.models.diagonal_normal import diagonal_normal_log_prob, kl_to_standard_normal
+from vae_lightning.models.likelihoods import BernoulliLikelihood
+from vae_lightning.models.networks import MLPDecoder, MLPEncoder
+from vae_lightning.models.objectives import ELBO, IWAE
+from vae_lightning.models.priors import GaussianMixturePrior, StandardNormalPrior, VampPrior
+from vae_lightning.models.vae_module import VAE
+
+
+def make_vae(prior=StandardNormalPrior, objective=None, latent_dim: int = 4, seed: int = 0) -> VAE:
+    torch.manual_seed(seed)
+    return VAE(
+        encoder=lambda **kw: MLPEncoder(hidden_dims=[32], **kw),
+        decoder=lambda **kw: MLPDecoder(hidden_dims=[32], **kw),
+        likelihood=BernoulliLikelihood(),
+        prior=prior,
+        objective=objective,
+        latent_dim=latent_dim,
+    )
+
+
+def binary_images(n: int = 16, seed: int = 1) -> torch.Tensor:
+    return (torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)) > 0.7).float()
+
+
+def one_standard_component(latent_dim: int, encode=None) -> GaussianMixturePrior:
+    return GaussianMixturePrior(latent_dim, n_components=1, init_scale=0.0)
+
+
+def test_mixture_log_prob_matches_torch_distributions():
+    torch.manual_seed(0)
+    prior = GaussianMixturePrior(3, n_components=4)
+    with torch.no_grad():
+        prior.logvars.normal_()
+        prior.weight_logits.normal_()
+    reference = MixtureSameFamily(
+        Categorical(logits=prior.weight_logits),
+        Independent(Normal(prior.means, torch.exp(0.5 * prior.logvars)), 1),
+    )
+    z = torch.randn(7, 5, 3) * 2
+    torch.testing.assert_close(prior.log_prob(z), reference.log_prob(z), rtol=1e-5, atol=1e-5)
+
+
+def test_mixture_samples_have_the_mixture_mean_and_variance():
+    torch.manual_seed(0)
+    prior = GaussianMixturePrior(2, n_components=3, init_scale=3.0)
+    with torch.no_grad():
+        prior.weight_logits.copy_(torch.tensor([0.0, 1.0, -1.0]))
+        prior.logvars.fill_(math.log(0.25))
+    draws = prior.sample(200_000, generator=torch.Generator().manual_seed(0))
+    weights = torch.softmax(prior.weight_logits, 0).detach()
+    mean = (weights[:, None] * prior.means).sum(0).detach()
+    second = (weights[:, None] * (prior.means.pow(2) + 0.25)).sum(0).detach()
+    torch.testing.assert_close(draws.mean(0), mean, atol=0.03, rtol=0)
+    torch.testing.assert_close(draws.var(0), second - mean.pow(2), atol=0.1, rtol=0.02)
+
+
+def test_standard_normal_prior_is_torch_distributions_normal():
+    prior, z = StandardNormalPrior(5), torch.randn(6, 5) * 3
+    torch.testing.assert_close(prior.log_prob(z), Independent(Normal(torch.zeros(5), 1.0), 1).log_prob(z))
+    mu, logvar = torch.randn(6, 5), torch.randn(6, 5)
+    torch.testing.assert_close(prior.analytic_kl(mu, logvar), kl_to_standard_normal(mu, logvar))
+    assert GaussianMixturePrior(5).analytic_kl(mu, logvar) is None
+
+
+def test_mixture_with_one_standard_component_gives_the_standard_priors_numbers():
+    x = binary_images()
+    standard, mixture = make_vae(StandardNormalPrior), make_vae(one_standard_component)
+    mixture.load_state_dict(standard.state_dict(), strict=False)  # same encoder and decoder weights
+    z = torch.randn(9, 16, 4)
+    torch.testing.assert_close(mixture.prior.log_prob(z), standard.prior.log_prob(z))
+    for k in (1, 20):
+        torch.manual_seed(3)
+        expected = standard.importance_weighted_nll(x, k)
+        torch.manual_seed(3)
+        torch.testing.assert_close(mixture.importance_weighted_nll(x, k), expected)
+    # the same prior, so samples from the same noise are the same images
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    torch.testing.assert_close(mixture.sample_images(8, generator=g()), standard.sample_images(8, generator=g()))
+
+
+def test_monte_carlo_kl_agrees_with_the_analytic_kl_within_its_standard_error():
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(4, 6), torch.randn(4, 6) * 0.5
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(40_000, 4, 6)
+    estimates = diagonal_normal_log_prob(z, mu, logvar) - StandardNormalPrior(6).log_prob(z)  # (S, B)
+    mean, stderr = estimates.mean(0), estimates.std(0) / math.sqrt(z.shape[0])
+    analytic = kl_to_standard_normal(mu, logvar).sum(-1)
+    assert torch.all((mean - analytic).abs() < 4 * stderr), (mean, analytic, stderr)
+    # and the model's one-sample KL for a mixture prior (one N(0, I) component) is that estimator
+    model = make_vae(one_standard_component)
+    x = binary_images(4)
+    draws = torch.stack([model(x)["kl"].detach() for _ in range(4000)])
+    mu, logvar = model.encode(x)
+    analytic = kl_to_standard_normal(mu, logvar).sum(-1).detach()
+    assert torch.all((draws.mean(0) - analytic).abs() < 4 * draws.std(0) / math.sqrt(4000))
+
+
+@pytest.mark.parametrize("latent_dim", [1, 2])
+def test_vamp_prior_density_integrates_to_one(latent_dim):
+    torch.manual_seed(0)
+    encoder = MLPEncoder(image_shape=(1, 28, 28), latent_dim=latent_dim, hidden_dims=[16])
+    prior = VampPrior(latent_dim, encode=encoder, n_components=7, init_std=2.0)
+    with torch.no_grad():
+        means, logvars = prior.components()
+    assert means.shape == (7, latent_dim) and len(means.unique()) > 1  # distinct pseudo-input posteriors
+    lo, hi = (means - 8 * torch.exp(0.5 * logvars)).min().item(), (means + 8 * torch.exp(0.5 * logvars)).max().item()
+    n = 20_001 if latent_dim == 1 else 801
+    axis = torch.linspace(lo, hi, n, dtype=torch.float64)
+    step = (hi - lo) / (n - 1)
+    grid = axis[:, None] if latent_dim == 1 else torch.cartesian_prod(axis, axis)
+    with torch.no_grad():
+        density = prior.log_prob(grid.float()).double().exp()
+    assert density.sum().item() * step**latent_dim == pytest.approx(1.0, abs=2e-3)
+
+
+def test_vamp_prior_shares_the_encoders_weights_without_registering_them_twice():
+    model = make_vae(lambda latent_dim, encode: VampPrior(latent_dim, encode=encode, n_components=3))
+    names = list(model.state_dict())
+    assert "prior.pseudo_input_logits" in names and not any(n.startswith("prior.encoder") for n in names)
+    encoder_weight = next(model.encoder.parameters())
+    loss = model.prior.log_prob(torch.randn(5, 4)).sum()
+    loss.backward()
+    assert encoder_weight.grad is not None and encoder_weight.grad.abs().sum() > 0  # the prior trains the encoder
+    assert model.prior.pseudo_input_logits.grad.abs().sum() > 0
+
+
+def loss_and_grads(model: VAE, objective, x: torch.Tensor, seed: int = 7):
+    model.zero_grad()
+    torch.manual_seed(seed)
+    terms = objective(model, x, step=0)
+    terms.loss.backward()
+    return terms, [p.grad.clone() for p in model.parameters()]
+
+
+def test_iwae_with_one_sample_is_the_elbo_value_and_gradient():
+    """With the same noise: L_1 = log p(x|z) + log p(z) - log q(z|x), the ELBO with a one-sample KL. A prior
+    without a closed-form KL (one N(0, I) mixture component) makes the ELBO use exactly that estimate."""
+    model, x = make_vae(one_standard_component), binary_images()
+    elbo, elbo_grads = loss_and_grads(model, ELBO(), x)
+    iwae, iwae_grads = loss_and_grads(model, IWAE(k=1), x)
+    torch.testing.assert_close(iwae.loss, elbo.loss)
+    torch.testing.assert_close(iwae.recon, elbo.recon.detach())
+    for a, b in zip(iwae_grads, elbo_grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_iwae_with_one_sample_matches_the_analytic_elbo_on_average():
+    model, x = make_vae(StandardNormalPrior), binary_images(8)
+    with torch.no_grad():
+        elbo = ELBO()(model, x, 0).loss.item()  # recon varies, KL exact
+        losses = torch.tensor([IWAE(k=1)(model, x, 0).loss.item() for _ in range(2000)])
+        elbos = torch.tensor([ELBO()(model, x, 0).loss.item() for _ in range(2000)])
+    stderr = math.hypot(losses.std().item(), elbos.std().item()) / math.sqrt(2000)
+    assert abs(losses.mean().item() - elbos.mean().item()) < 4 * stderr, (losses.mean(), elbos.mean(), elbo)
+
+
+def test_k_sample_bound_is_monotone_in_k_on_a_fixed_model():
+    model, x = make_vae(StandardNormalPrior, latent_dim=2), binary_images(32)
+    model.eval()
+    bounds = {}
+    with torch.no_grad():
+        for k in (1, 5, 50):
+            torch.manual_seed(0)
+            repeats = torch.stack([IWAE(k=k)(model, x, 0).loss for _ in range(200)])
+            bounds[k] = (repeats.mean().item(), repeats.std().item() / math.sqrt(200))
+    for small, large in ((1, 5), (5, 50)):
+        (a, sa), (b, sb) = bounds[small], bounds[large]
+        assert a - b > 3 * math.hypot(sa, sb), bounds  # -L_k falls as k grows, beyond the noise
+
+
+def test_free_bits_floor_each_dimensions_batch_mean_kl():
+    model, x = make_vae(StandardNormalPrior), binary_images()
+    torch.manual_seed(0)
+    plain = ELBO()(model, x, 0)
+    mu, logvar = model.encode(x)
+    kl_per_dim = kl_to_standard_normal(mu, logvar).mean(0)
+    free_bits = float(kl_per_dim.median().detach())
+    torch.manual_seed(0)
+    floored = ELBO(free_bits=free_bits)(model, x, 0)
+    expected = plain.recon.mean() + kl_per_dim.clamp(min=free_bits).sum()
+    torch.testing.assert_close(floored.loss, expected)
+    torch.testing.assert_close(floored.kl, plain.kl)  # train/kl stays the real KL
+    # dimensions below the floor get no gradient from the objective's KL term
+    model.zero_grad()
+    (floored.loss - floored.recon.mean()).backward()
+    below = kl_per_dim <= free_bits  # the median dimension sits on the floor
+    assert below.any() and (~below).any()
+    mu_bias_grad = model.encoder.head.bias.grad[: model.latent_dim]
+    assert torch.all(mu_bias_grad[below] == 0) and torch.all(mu_bias_grad[~below] != 0)
+
+
+def test_kl_warmup_and_beta_weight_the_kl():
+    objective = ELBO(beta=2.0, kl_warmup_steps=100)
+    assert [objective.kl_weight(step) for step in (0, 50, 100, 500)] == [0.0, 1.0, 2.0, 2.0]
