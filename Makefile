@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install train test test-all bench figures clean
+.PHONY: help install train lint test test-all bench figures clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,14 +22,17 @@ install:  ## venv in .venv with the package (editable) and test tools; Fashion-M
 train:  ## the default run (MNIST, Bernoulli, 784-400-20 MLP); ARGS='likelihood=gaussian ...' for overrides
 	$(PY) -m vae_lightning.train $(ARGS)
 
-test:  ## the default test suite (under ~10 minutes on 2 CPU cores)
+lint:  ## ruff: lint and import order (configured in pyproject.toml)
+	$(PY) -m ruff check .
+
+test: lint  ## lint, then the default test suite (under ~10 minutes on 2 CPU cores)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all:  ## every test, slow ones included (CI)
+test-all: lint  ## lint, then every test, slow ones included (CI)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench:  ## speed benchmark: project vs plain PyTorch loop vs torchvision DataLoader (table in benchmarks/README.md)
-	$(PY) benchmarks/bench_training.py
+bench:  ## speed and memory vs a plain loop, torchvision, a single-file script (table in benchmarks/README.md)
+	$(PY) benchmarks/bench.py
 
 figures:  ## regenerate the README's pictures in docs/figures from two fresh runs
 	$(PY) docs/make_figures.py

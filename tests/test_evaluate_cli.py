@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
-
 from conftest import run_module
+from PIL import Image
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 

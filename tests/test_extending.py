@@ -6,9 +6,8 @@ import shutil
 import sys
 
 import torch
-from torch.distributions import Normal, kl_divergence
-
 from conftest import ROOT, run_module
+from torch.distributions import Normal, kl_divergence
 
 DOC = ROOT / "docs" / "extending.md"
 

@@ -7,7 +7,10 @@ import pytest
 import torch
 from torch.distributions import ContinuousBernoulli
 
-from vae_lightning.models.continuous_bernoulli import ContinuousBernoulliLikelihood, log_normaliser
+from vae_lightning.models.continuous_bernoulli import (
+    ContinuousBernoulliLikelihood,
+    log_normaliser,
+)
 from vae_lightning.models.discretised_logistic import DiscretisedLogisticLikelihood
 from vae_lightning.models.likelihoods import BernoulliLikelihood, GaussianLikelihood
 

@@ -6,11 +6,18 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from vae_lightning.models.diagonal_normal import diagonal_normal_log_prob, kl_to_standard_normal
+from vae_lightning.models.diagonal_normal import (
+    diagonal_normal_log_prob,
+    kl_to_standard_normal,
+)
 from vae_lightning.models.likelihoods import BernoulliLikelihood
 from vae_lightning.models.networks import MLPDecoder, MLPEncoder
 from vae_lightning.models.objectives import ELBO, IWAE
-from vae_lightning.models.priors import GaussianMixturePrior, StandardNormalPrior, VampPrior
+from vae_lightning.models.priors import (
+    GaussianMixturePrior,
+    StandardNormalPrior,
+    VampPrior,
+)
 from vae_lightning.models.vae_module import VAE
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT, run_module
-from vae_lightning.data.sources import SOURCES
+
+from vae_lightning.choices import SOURCES
 from vae_lightning.utils.validation import config_groups
 
 GROUPS = config_groups()

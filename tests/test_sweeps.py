@@ -6,7 +6,6 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from conftest import run_module
 
 FAST = ["debug=fast", "data.eval_batch_size=200"]

@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 import yaml
-
 from conftest import run_module
+
 from vae_lightning.utils.validation import config_groups
 
 

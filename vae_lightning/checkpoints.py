@@ -1,14 +1,15 @@
 """Loading a trained VAE from a checkpoint file alone, safely (weights-only unpickling)."""
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vae_lightning.errors import ConfigError
+from vae_lightning.models.build import build_model
 from vae_lightning.models.vae_module import CONFIG_KEY, VAE
-from vae_lightning.training import build_model
-from vae_lightning.utils.validation import ConfigError
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -18,8 +19,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; no such file (give a .ckpt from a run's checkpoints/)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it is not a readable checkpoint ({err})") from err
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):  # not a pickle at all
+            raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it is not a readable checkpoint") from err
+        # weights-only loading met a global (a class or function) it does not allow
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} is not loaded; it holds objects other than tensors and plain values "
+            "(code could run on loading), which a vae_lightning checkpoint never does"
+        ) from err
+    except Exception as err:  # RuntimeError, EOFError... for truncated or foreign files
+        reason = " ".join(str(err).split())[:200]
+        raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it is not a readable checkpoint ({reason})") from err
     if CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
         raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it was not written by vae_lightning.train")
     return checkpoint

@@ -5,19 +5,27 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from vae_lightning.evaluation.evaluate import evaluate
 from vae_lightning.resolvers import register_resolvers
 from vae_lightning.utils.task import run_task
-from vae_lightning.utils.validation import preflight
+from vae_lightning.utils.validation import check_devices, preflight, require_int
 
 register_resolvers()
 
 
+def checked_evaluate(cfg: DictConfig) -> dict[str, float]:
+    require_int(cfg, "eval.k", 1)
+    require_int(cfg, "eval.fid_samples", 0)
+    check_devices(cfg)
+    from vae_lightning.pipelines.evaluation import evaluate
+
+    return evaluate(cfg)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    run_task(evaluate, cfg)
+    run_task(checked_evaluate, cfg)
 
 
 if __name__ == "__main__":
-    preflight(sys.argv[1:])
+    preflight(sys.argv[1:], "evaluate")
     main()

@@ -1,16 +1,13 @@
 """Logger factories that add behaviour the plain Lightning loggers do not have."""
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-log = logging.getLogger(__name__)
-
-WANDB_MODES = ("offline", "online", "disabled")
+from vae_lightning.choices import WANDB_MODES, check_choice
+from vae_lightning.console import is_rank_zero, log, on_rank_zero
 
 
 def sweep_context() -> tuple[str | None, list[str]]:
@@ -29,8 +26,7 @@ def wandb_mode(mode: str | None) -> str:
     """``logger.wandb.mode``, else the environment's WANDB_MODE, else offline."""
     mode = mode or os.environ.get("WANDB_MODE") or "offline"
     mode = "offline" if mode == "dryrun" else mode  # wandb's old name, set in the environment by WandbLogger
-    if mode not in WANDB_MODES:
-        raise ValueError(f"logger.wandb.mode={mode!r} is not allowed; use one of {list(WANDB_MODES)}")
+    check_choice("logger.wandb.mode", mode, WANDB_MODES)
     return mode
 
 
@@ -54,27 +50,32 @@ def wandb_logger(
         return None
     sweep_group, sweep_tags = sweep_context()
     Path(save_dir).mkdir(parents=True, exist_ok=True)
+    init = dict(project=project, group=group or sweep_group, tags=list(tags or []) + sweep_tags, name=name, **kwargs)
     try:
-        logger = WandbLogger(
-            save_dir=save_dir,
-            project=project,
-            offline=mode == "offline",
-            group=group or sweep_group,
-            tags=list(tags or []) + sweep_tags,
-            name=name,
-            id=run_id,
-            **kwargs,
-        )
-        if rank_zero_only.rank == 0:
-            logger.experiment  # start the run now, so a failure is caught here and not mid-training
+        # The run is started here (rank 0), so a failure is caught now and not mid-training, and with only the
+        # arguments W&B still takes (WandbLogger's own start passes ``anonymous``, which W&B warns about).
+        run = start_wandb_run(save_dir, mode, run_id, init) if is_rank_zero() else None
+        logger = WandbLogger(save_dir=save_dir, offline=mode == "offline", id=run_id, experiment=run, **init)
     except Exception as err:  # W&B must never stop training: anything it raises is reported once
         reason = " ".join(str(err).split())[:300]  # one line, whatever the library's message looks like
-        rank_zero_warn(f"W&B could not start ({type(err).__name__}: {reason}); continuing with the local loggers only")
+        log.warning("W&B could not start (%s: %s); continuing with the local loggers only", type(err).__name__, reason)
         return None
     return logger
 
 
-@rank_zero_only
+def start_wandb_run(save_dir: str, mode: str, run_id: str | None, init: dict[str, Any]) -> Any:
+    """A W&B run as WandbLogger would start it; offline runs keep W&B's console output to a minimum (the
+    run summary names the folder and the ``wandb sync`` command)."""
+    import wandb
+
+    settings = wandb.Settings(quiet=True) if mode == "offline" else None
+    run = wandb.init(dir=save_dir, mode=mode, id=run_id, resume="allow", settings=settings, **init)
+    run.define_metric("trainer/global_step")  # Lightning's x-axis, as WandbLogger defines it
+    run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+    return run
+
+
+@on_rank_zero
 def finish_wandb_runs(loggers: list, failed: bool = False) -> None:
     """Close this job's W&B run (marked failed if it did), so the next job of a sweep starts its own."""
     if any(isinstance(logger, WandbLogger) for logger in loggers):

@@ -92,7 +92,7 @@ def rankings(jobs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         name, metric, _ = job["group"]
         if metric and job["status"] == "completed" and math.isfinite(job["metrics"].get(metric, math.nan)):
             groups.setdefault(name, []).append(job)
-    for name, members in groups.items():
+    for members in groups.values():
         metric = members[0]["group"][1]
         members.sort(key=lambda job: job["metrics"][metric])
     return groups

@@ -4,28 +4,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
-
-def reconstruction_grid(model, x: torch.Tensor, n_per_row: int) -> torch.Tensor:
-    """Inputs in odd rows, their reconstructions (the likelihood's mean at z = mu) below them."""
-    with torch.no_grad():
-        mu, _ = model.encode(x)
-        recon = model.likelihood.mean(model.decode(mu))
-    rows = []
-    for start in range(0, len(x), n_per_row):
-        rows += [x[start : start + n_per_row], recon[start : start + n_per_row]]
-    return make_grid(torch.cat(rows).clamp(0, 1), nrow=n_per_row, padding=2, pad_value=1.0)
-
-
-def log_image(trainer: L.Trainer, key: str, grid: torch.Tensor) -> None:
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            logger.log_image(key=key, images=[grid], step=trainer.global_step)
-        elif isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(key, grid, global_step=trainer.global_step)
+from vae_lightning.console import on_rank_zero
+from vae_lightning.utils.images import log_image, reconstruction_grid
 
 
 class ImageGrids(L.Callback):
@@ -40,7 +22,7 @@ class ImageGrids(L.Callback):
         self.dirpath = Path(dirpath)
         self.every_n_epochs, self.n_samples, self.n_reconstructions = every_n_epochs, n_samples, n_reconstructions
 
-    @rank_zero_only
+    @on_rank_zero
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return

@@ -3,8 +3,9 @@
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from vae_lightning.console import log
 
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
 
@@ -22,7 +23,7 @@ class CheckpointOnInterrupt(L.Callback):
         path = self.dirpath / INTERRUPTED_CHECKPOINT
         trainer.save_checkpoint(path, weights_only=False)
         what = "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl-C"
-        rank_zero_info(
-            f"{what}: saved epoch {trainer.current_epoch}, step {trainer.global_step} to {path}; "
-            f"continue with: python -m vae_lightning.train resume={self.run_dir}"
+        log.info(
+            "%s: saved epoch %d, step %d to %s; continue with: python -m vae_lightning.train resume=%s",
+            what, trainer.current_epoch, trainer.global_step, path, self.run_dir,
         )

@@ -3,9 +3,7 @@
 import lightning as L
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-
-class NonFiniteLossError(RuntimeError):
-    pass
+from vae_lightning.errors import NonFiniteLossError
 
 
 class NonFiniteLossGuard(L.Callback):

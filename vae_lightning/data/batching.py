@@ -46,10 +46,9 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        drop_last: bool = False,
     ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self._skip = 0  # batches to skip once, when resuming mid-epoch
 
@@ -78,8 +77,6 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
 
     def __len__(self) -> int:
         n_rank = len(range(self.rank, self.n - (self.n % self.world_size if self.shuffle else 0), self.world_size))
-        if self.drop_last:
-            return n_rank // self.batch_size
         return -(-n_rank // self.batch_size)
 
 
@@ -110,11 +107,10 @@ def tensor_loader(
     seed: int = 0,
     rank: int = 0,
     world_size: int = 1,
-    drop_last: bool = False,
     progress: Callable[[], tuple[int, int]] | None = None,
 ) -> DataLoader:
     """Batches of in-memory tensors; with ``progress`` (epoch, batches done) the loader is resumable."""
-    sampler = IndexBatchSampler(len(labels), batch_size, shuffle, seed, rank, world_size, drop_last)
+    sampler = IndexBatchSampler(len(labels), batch_size, shuffle, seed, rank, world_size)
     # Its own generator: otherwise every new iterator draws a base seed from the global RNG, and a run
     # resumed mid-epoch would draw different training noise than one never stopped.
     options = dict(sampler=sampler, batch_size=None, num_workers=0, generator=torch.Generator().manual_seed(seed))

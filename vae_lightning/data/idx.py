@@ -7,11 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vae_lightning.errors import DataIntegrityError
+
 IDX_UBYTE = 0x08
-
-
-class DataIntegrityError(RuntimeError):
-    """A data file is truncated, corrupted or does not match its companion file."""
 
 
 def read_idx(path: str | Path) -> torch.Tensor:

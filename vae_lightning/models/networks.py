@@ -12,20 +12,12 @@ from math import prod
 import torch
 from torch import nn
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "leaky_relu": nn.LeakyReLU,
-    "softplus": nn.Softplus,
-}
+from vae_lightning.choices import ACTIVATIONS, check_choice
 
 
 def make_activation(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation={name!r} is not allowed; use one of {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
+    check_choice("activation", name, ACTIVATIONS)
+    return getattr(nn, ACTIVATIONS[name])()
 
 
 def mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:

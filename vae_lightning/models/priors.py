@@ -18,7 +18,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from vae_lightning.models.diagonal_normal import diagonal_normal_log_prob, kl_to_standard_normal
+from vae_lightning.models.diagonal_normal import (
+    diagonal_normal_log_prob,
+    kl_to_standard_normal,
+)
 
 Encode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 

@@ -10,13 +10,22 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
-from vae_lightning.models.diagonal_normal import PerExampleNoise, clamp_logvar, diagonal_normal_log_prob, reparameterise
+from vae_lightning.models.diagonal_normal import (
+    PerExampleNoise,
+    clamp_logvar,
+    diagonal_normal_log_prob,
+    reparameterise,
+)
 from vae_lightning.models.likelihoods import Likelihood
 from vae_lightning.models.objectives import ELBO, LatentSample, Objective, kl_terms
 from vae_lightning.models.priors import Prior, StandardNormalPrior
 
 ACTIVE_UNIT_THRESHOLD = 1e-2  # Burda et al. (2016): A_u = Cov_x(E_q[z_u]) > 1e-2
 CONFIG_KEY = "vae_lightning_config"  # where checkpoints keep the resolved run config
+# Epoch-level evaluation values are reduced exactly across DDP ranks before they are logged (sums and counts),
+# so every rank holds the same number. Declared as synced with "max", which leaves equal values exact and
+# stops Lightning recommending sync_dist=True for them.
+ALREADY_REDUCED = {"sync_dist": True, "reduce_fx": "max"}
 
 
 class VAE(L.LightningModule):
@@ -220,7 +229,7 @@ class VAE(L.LightningModule):
                 values[name] = metric.compute()
                 metric.reset()
         if values:
-            self.log_dict(values, prog_bar=stage == "val")
+            self.log_dict(values, prog_bar=stage == "val", **ALREADY_REDUCED)
         return values
 
     def on_validation_epoch_end(self) -> None:
@@ -245,7 +254,7 @@ class VAE(L.LightningModule):
             extra["test/nll_8bit"] = nll
         if data_model != "none":  # 8-bit images, or binarised ones (their own scale)
             extra["test/bits_per_dim"] = nll / (n_pixels * math.log(2))
-        self.log_dict(extra)
+        self.log_dict(extra, **ALREADY_REDUCED)
 
     # ----------------------------------------------------------------------------------------------
     # Checkpoints carry the resolved config so a checkpoint alone rebuilds its model.

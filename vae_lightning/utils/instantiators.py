@@ -1,12 +1,11 @@
 """Building lists of callbacks and loggers from config groups (dicts of ``_target_`` entries)."""
 
-import logging
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-log = logging.getLogger(__name__)
+from vae_lightning.console import log
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

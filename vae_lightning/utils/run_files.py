@@ -1,15 +1,13 @@
 """Files every run folder gets: the resolved config, reproducibility info, metrics, a summary."""
 
 import json
-import logging
 import math
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger(__name__)
+from vae_lightning.console import on_rank_zero
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
@@ -26,13 +24,13 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: to_float(value) for name, value in sorted(metrics.items()) if getattr(value, "numel", lambda: 1)() == 1}
 
 
-@rank_zero_only
+@on_rank_zero
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n")
 
 
-@rank_zero_only
+@on_rank_zero
 def write_yaml(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(OmegaConf.to_yaml(OmegaConf.create(payload)))

@@ -3,21 +3,23 @@
 Each failure is one line naming the key, the bad value and what is allowed.
 """
 
+import difflib
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vae_lightning.data.sources import DATASETS, SOURCES
-from vae_lightning.models.networks import ACTIVATIONS
-
-
-class ConfigError(ValueError):
-    """A setting has a value that is not allowed."""
+from vae_lightning.choices import (
+    ACTIVATIONS,
+    BINARIZE_MODES,
+    DATASETS,
+    SIGMA_MODES,
+    SOURCES,
+)
+from vae_lightning.errors import ConfigError
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -48,6 +50,8 @@ def _require_choice(cfg: DictConfig, key: str, allowed: tuple | list) -> None:
 
 
 def available_devices(accelerator: str) -> int:
+    import torch  # only asked when more than one device is requested
+
     if accelerator in ("gpu", "cuda"):
         return torch.cuda.device_count()
     if accelerator == "mps":
@@ -60,7 +64,7 @@ def available_devices(accelerator: str) -> int:
 def check_devices(cfg: DictConfig) -> None:
     devices = _get(cfg, "trainer.devices")
     accelerator = str(_get(cfg, "trainer.accelerator") or "auto")
-    if devices in (None, "auto", -1):
+    if devices in (None, "auto", -1, 1):
         return
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         raise ConfigError(f"trainer.devices={devices!r} is not allowed; use an integer >= 1, -1 or auto")
@@ -97,8 +101,8 @@ def validate_train_config(cfg: DictConfig) -> None:
     _require_positive_number(cfg, "likelihood.sigma")
     _require_choice(cfg, "data.name", sorted(DATASETS))
     _require_choice(cfg, "data.source", SOURCES)
-    _require_choice(cfg, "likelihood.binarize", ("dynamic", "static", "none"))
-    _require_choice(cfg, "likelihood.sigma_mode", ("fixed", "learned", "per_pixel"))
+    _require_choice(cfg, "likelihood.binarize", BINARIZE_MODES)
+    _require_choice(cfg, "likelihood.sigma_mode", SIGMA_MODES)
     fraction = _get(cfg, "data.val_fraction")
     if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
         raise ConfigError(f"data.val_fraction={fraction!r} is not allowed; use a number between 0 and 1")
@@ -110,7 +114,7 @@ def validate_train_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}._target_={target!r} is not allowed; use one of {allowed}")
     require_int(cfg, "likelihood.components", 1)
     for key in ("model.encoder.activation", "model.decoder.activation"):
-        _require_choice(cfg, key, sorted(ACTIVATIONS))
+        _require_choice(cfg, key, list(ACTIVATIONS))
     check_devices(cfg)
     check_writable(str(_get(cfg, "paths.output_dir")), "paths.output_dir")
 
@@ -135,8 +139,46 @@ def config_targets(group: str, conf_dir: Path | None = None) -> list[str]:
     return sorted({target for target in targets if target})
 
 
-def check_command_line(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
-    """Group choices and the output folder, checked before Hydra composes anything."""
+def setting_paths(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of a config (``model.latent_dim``, ...)."""
+    paths = []
+    for key in cfg.keys() if isinstance(cfg, DictConfig) else []:
+        path = f"{prefix}{key}"
+        paths.append(path)
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none() and not node._is_interpolation():
+            paths += setting_paths(node, f"{path}.")
+    return paths
+
+
+def check_setting_names(argv: list[str], config_name: str, conf_dir: Path) -> None:
+    """Every ``key=value`` on the command line must name an existing setting (``+key=value`` adds one)."""
+    from hydra import compose, initialize_config_dir
+
+    groups = config_groups(conf_dir)
+    choices, settings = [], []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if arg.startswith(("-", "+", "~")) or not sep or key.startswith("hydra"):
+            continue
+        if key in groups:
+            choices.append(f"{key}={value.split(',')[0].strip()}")
+        else:
+            settings.append(key)
+    if not settings:
+        return
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3", job_name=config_name):
+        cfg = compose(config_name=config_name, overrides=choices)
+    known = setting_paths(cfg)
+    for key in settings:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "--cfg job lists the settings"
+            raise ConfigError(f"{key} is not a setting; {hint} (+{key}=... adds a new key)")
+
+
+def check_command_line(argv: list[str], config_name: str = "train", conf_dir: Path = CONF_DIR) -> None:
+    """Group choices, setting names, the checkpoint and the output folder, checked before Hydra runs."""
     groups = config_groups(conf_dir)
     log_dir = None
     for arg in argv:
@@ -150,15 +192,22 @@ def check_command_line(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
                     raise ConfigError(f"{key}={choice!r} is not allowed; use one of {groups[key]}")
         if key == "paths.log_dir":
             log_dir = value
-    check_writable(log_dir or str(Path.cwd() / "outputs"), "paths.log_dir")
+        if key == "ckpt_path" and not Path(value).expanduser().is_file():
+            raise ConfigError(f"ckpt_path={value!r} is not allowed; no such file (give a .ckpt from a run's checkpoints/)")
+    if config_name != "train" and not any(arg.startswith(("-", "ckpt_path=")) for arg in argv):
+        raise ConfigError("ckpt_path is missing; give ckpt_path=RUN/checkpoints/NAME.ckpt")
+    check_setting_names(argv, config_name, conf_dir)
+    if not any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv):  # not --help, --cfg...
+        check_writable(log_dir or str(Path.cwd() / "outputs"), "paths.log_dir")
 
 
-def preflight(argv: list[str]) -> None:
-    """For entry points: a bad command line ends here with one line and exit code 2."""
+def preflight(argv: list[str], config_name: str) -> None:
+    """For entry points: a bad command line ends here with one line and exit code 2, before Hydra or
+    anything heavy runs (``HYDRA_FULL_ERROR=1`` skips it and shows Hydra's own messages)."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         return
     try:
-        check_command_line(argv)
+        check_command_line(argv, config_name)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,18 +1,20 @@
 """The training pipeline behind ``python -m vae_lightning.train``."""
 
-import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from vae_lightning.console import log, on_rank_zero, quiet_library_noise
+from vae_lightning.data.datamodule import describe_data
 from vae_lightning.evaluation.final import final_evaluation
 from vae_lightning.loggers import finish_wandb_runs
-from vae_lightning.models.vae_module import VAE
+from vae_lightning.models.build import build_model
+from vae_lightning.pipelines.resume import apply_resume
 from vae_lightning.utils.ddp import ddp_job
 from vae_lightning.utils.instantiators import instantiate_group
 from vae_lightning.utils.run_files import (
@@ -23,25 +25,20 @@ from vae_lightning.utils.run_files import (
     write_json,
     write_yaml,
 )
-from vae_lightning.utils.resume import apply_resume
 from vae_lightning.utils.run_info import run_info
 from vae_lightning.utils.validation import validate_train_config
-
-log = logging.getLogger(__name__)
-
-
-def build_model(cfg: DictConfig) -> VAE:
-    """The VAE described by a config's ``model`` and ``likelihood`` sections."""
-    return hydra.utils.instantiate(cfg.model, likelihood=hydra.utils.instantiate(cfg.likelihood))
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the final metrics (nats per example)."""
+    if not cfg.get("verbose"):
+        quiet_library_noise()
     if cfg.get("resume"):
         apply_resume(cfg)
     validate_train_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    L.seed_everything(cfg.seed, workers=True)
+    log.info("run folder: %s", output_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup()
@@ -63,24 +60,35 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         with ddp_job():
             fit_model = torch.compile(model) if cfg.get("compile") else model  # Lightning unwraps it again
+            started = time.perf_counter()
             trainer.fit(fit_model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+            seconds = {"fit": time.perf_counter() - started}
             metrics = scalar_metrics(trainer.callback_metrics)
             if cfg.get("test"):
+                started = time.perf_counter()
                 best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
                 trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
                 metrics.update(scalar_metrics(trainer.callback_metrics))
                 metrics.update(final_evaluation(cfg, trainer.lightning_module, datamodule, output_dir, trainer) or {})
+                seconds["test"] = time.perf_counter() - started
             metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
-            finish(trainer, output_dir, metrics, datamodule.info)
+            finish(trainer, output_dir, metrics, datamodule.info, seconds, cfg.eval)
         failed = False
     finally:
         finish_wandb_runs(trainer.loggers, failed=failed)
     return metrics
 
 
-@rank_zero_only
-def finish(trainer: L.Trainer, output_dir: Path, metrics: dict[str, float], data_info: dict[str, Any]) -> None:
-    """metrics.json, and a short summary: where things went, final metrics."""
+@on_rank_zero
+def finish(
+    trainer: L.Trainer,
+    output_dir: Path,
+    metrics: dict[str, float],
+    data_info: dict[str, Any],
+    seconds: dict[str, float],
+    eval_cfg: DictConfig,
+) -> None:
+    """metrics.json, and a short summary: where things went, what it cost, final metrics."""
     details = getattr(trainer.lightning_module, "test_details", None)
     checkpoint = trainer.checkpoint_callback
     write_json(
@@ -90,23 +98,29 @@ def finish(trainer: L.Trainer, output_dir: Path, metrics: dict[str, float], data
             "best_checkpoint": checkpoint.best_model_path if checkpoint else None,
             "data": data_info,
             "data_model": trainer.lightning_module.likelihood.data_model,
+            "seconds": seconds,
             **({"test_details": details} if details else {}),
         },
     )
     lines = [
         "",
         f"Run folder: {output_dir}",
-        f"  data: {data_info['name']} from {data_info['source']}"
-        f"{' (the official MNIST files, MD5 checked)' if data_info.get('official_mnist') else ''} "
-        f"({data_info['n_train']} train / {data_info['n_val']} val / {data_info['n_test']} test)",
+        f"  data: {describe_data(data_info)}",
     ]
     if checkpoint and checkpoint.best_model_path:
         lines.append(f"  best checkpoint: {checkpoint.best_model_path}")
     lines.append(f"  images: {output_dir / 'images'} (during training), {output_dir / 'pictures'} (final)")
+    cost = f"  time: training {seconds['fit']:.0f} s"
+    if "test" in seconds:
+        cost += (
+            f", test pass {seconds['test']:.0f} s (k = {eval_cfg.k} importance samples, pictures"
+            f"{f', Fréchet distance of {eval_cfg.fid_samples} samples' if eval_cfg.fid_samples else ''})"
+        )
+    lines.append(cost)
     hint = wandb_sync_hint(output_dir)
     if hint:
         lines.append(f"  W&B (offline): {hint}")
     lines += ["Final metrics (nats per example):", format_metrics(metrics)]
     summary = "\n".join(lines)
     (output_dir / "SUMMARY.txt").write_text(summary.strip() + "\n")
-    print(summary)
+    log.info(summary)

@@ -1,15 +1,13 @@
 """``resume=RUN_DIR``: continue an earlier run (interrupted or finished) in a new run folder."""
 
-import logging
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vae_lightning.callbacks.interrupt import INTERRUPTED_CHECKPOINT
-from vae_lightning.utils.validation import ConfigError
-
-log = logging.getLogger(__name__)
+from vae_lightning.console import log
+from vae_lightning.errors import ConfigError
 
 #: what a resumed run takes from the earlier run's config.yaml (then the command line's key=value on top)
 RESUMED_SECTIONS = ("seed", "model", "likelihood", "data", "trainer", "eval", "test")

@@ -1,26 +1,21 @@
 """The pipeline behind ``python -m vae_lightning.evaluate``: literature-style test metrics of a checkpoint."""
 
-import logging
 from pathlib import Path
 
 import hydra
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from vae_lightning.checkpoints import load_model
+from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.evaluation.final import final_evaluation
 from vae_lightning.utils.ddp import ddp_job
 from vae_lightning.utils.run_files import format_metrics, scalar_metrics, write_json
-from vae_lightning.utils.validation import check_devices, require_int
-
-log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    require_int(cfg, "eval.k", 1)
-    require_int(cfg, "eval.fid_samples", 0)
-    check_devices(cfg)
+    if not cfg.get("verbose"):
+        quiet_library_noise()
     model, run_cfg = load_model(cfg.ckpt_path)
     model.iw_samples = cfg.eval.k
     L.seed_everything(cfg.seed, workers=True)
@@ -38,7 +33,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@rank_zero_only
+@on_rank_zero
 def report(cfg: DictConfig, output_dir: Path, metrics: dict[str, float], model, data_info: dict) -> None:
     write_json(
         output_dir / "metrics.json",
@@ -50,7 +45,7 @@ def report(cfg: DictConfig, output_dir: Path, metrics: dict[str, float], model, 
             "test_details": model.test_details,
         },
     )
-    print(
+    log.info(
         f"\nEvaluation of {cfg.ckpt_path} on {data_info['name']} ({data_info['source']}, "
         f"{data_info['n_test']} test images), k = {cfg.eval.k}:\n{format_metrics(metrics)}\n"
         f"Written to {output_dir} (metrics.json, pictures/)"

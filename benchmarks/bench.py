@@ -1,0 +1,277 @@
+"""`make bench`: speed and memory of the project against what a user would otherwise run, on full MNIST.
+
+    make bench            # or: .venv/bin/python benchmarks/bench.py [--reps 3]
+
+Same model everywhere: 784-400-20 MLP VAE, Bernoulli pixels with dynamic binarisation, Adam 1e-3, batch 128.
+Every measurement runs in its own process; methods are interleaved over ``--reps`` repetitions and the median
+is reported. Rows:
+
+* training time per image: ``python -m vae_lightning.train`` (its own epochs, validation excluded, timed by a
+  callback) against a plain PyTorch loop over the same in-memory tensors and the usual torchvision
+  ``MNIST`` + ``ToTensor`` + ``DataLoader(shuffle=True)`` pipeline;
+* the whole process: ``python -m vae_lightning.train trainer.max_epochs=3 test=false logger=local`` against the
+  conventional single-file script ``benchmarks/plain_vae.py`` (3 epochs and a test pass);
+* start-up: from launching the command to the first training step (``logger=local`` and with W&B offline),
+  against ``python -c "import torch, torchvision"``;
+* answers: ``--help``, ``--cfg job`` and bad command lines, launch to exit;
+* importance-weighted evaluation: ``VAE.importance_weighted_nll`` against a plain torch loop doing the same
+  decoder passes, time and peak RSS, for k = 100 (10,000 test images), 1,000 (1,000) and 5,000 (200): one
+  million decoder passes each, so the three fit in the time budget while k spans the range.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = Path(__file__).resolve().parent
+DATA_DIR = Path(os.environ.get("VAE_LIGHTNING_DATA_DIR", ROOT / "data"))
+BATCH = 128
+EPOCHS = 3
+EVAL_SETTINGS = {100: 10_000, 1000: 1000, 5000: 200}  # k -> test images
+BAD_COMMANDS = {
+    "--help": ["--help"],
+    "--cfg job": ["--cfg", "job"],
+    "model.latent_dim=0": ["model.latent_dim=0"],
+    "likelihood=poisson": ["likelihood=poisson"],
+    "model.latnt_dim=3 (typo)": ["model.latnt_dim=3"],
+}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def mnist(split: str = "train") -> torch.Tensor:
+    """The official MNIST images of a split, uint8 (N, 1, 28, 28)."""
+    from vae_lightning.data.sources import load_digits
+
+    digits = load_digits("mnist", DATA_DIR, source="idx", download=False)
+    return (digits.train_images if split == "train" else digits.test_images).unsqueeze(1)
+
+
+def build_parts():
+    from vae_lightning.models.likelihoods import BernoulliLikelihood
+    from vae_lightning.models.networks import MLPDecoder, MLPEncoder
+
+    torch.manual_seed(0)
+    return MLPEncoder((1, 28, 28), 20, [400]), MLPDecoder((1, 28, 28), 20, 1, [400]), BernoulliLikelihood()
+
+
+def vae_step(encoder, decoder, likelihood, optimizer, x: torch.Tensor) -> None:
+    from vae_lightning.models.diagonal_normal import clamp_logvar, kl_to_standard_normal, reparameterise
+
+    mu, logvar = encoder(x)
+    logvar = clamp_logvar(logvar)
+    recon = -likelihood.log_prob(decoder(reparameterise(mu, logvar)), x)
+    loss = (recon + kl_to_standard_normal(mu, logvar).sum(-1)).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def train_plain(epochs: int) -> dict:
+    """The floor: the same tensors in memory, a permutation, indexing, nothing else."""
+    images = mnist()
+    encoder, decoder, likelihood = build_parts()
+    optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for index in torch.randperm(len(images)).split(BATCH):
+            vae_step(encoder, decoder, likelihood, optimizer, torch.bernoulli(images[index].float() / 255))
+        times.append(time.perf_counter() - start)
+    return {"epochs": times, "images": len(images)}
+
+
+def train_torchvision(epochs: int) -> dict:
+    """The conventional data path: torchvision's MNIST, ToTensor, DataLoader(shuffle=True)."""
+    import torchvision
+    from torch.utils.data import DataLoader
+
+    dataset = torchvision.datasets.MNIST(str(DATA_DIR), train=True, transform=torchvision.transforms.ToTensor())
+    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True)
+    encoder, decoder, likelihood = build_parts()
+    optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for x, _ in loader:
+            vae_step(encoder, decoder, likelihood, optimizer, torch.bernoulli(x))
+        times.append(time.perf_counter() - start)
+    return {"epochs": times, "images": len(dataset)}
+
+
+def evaluate(k: int, n_images: int, plain: bool) -> dict:
+    """-log p(x) with k importance samples over the first n test images (random weights: cost, not quality)."""
+    from vae_lightning.models.likelihoods import BernoulliLikelihood
+    from vae_lightning.models.networks import MLPDecoder, MLPEncoder
+    from vae_lightning.models.vae_module import VAE
+
+    test = (mnist("test")[:n_images] > 127).float()
+    torch.manual_seed(0)
+    model = VAE(MLPEncoder, MLPDecoder, BernoulliLikelihood(), latent_dim=20).eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        if plain:  # the textbook loop: all k samples of a batch at once when they fit, else 4,096 rows at a time
+            results = []
+            for x in test.split(1000):
+                mu, logvar = model.encoder(x)
+                chunk = max(1, 4096 // len(x))
+                weights = []
+                for start_k in range(0, k, chunk):
+                    eps = torch.randn(min(chunk, k - start_k), *mu.shape)
+                    z = mu + torch.exp(0.5 * logvar) * eps
+                    log_px = -torch.nn.functional.binary_cross_entropy_with_logits(
+                        model.decoder(z), x.expand(len(z), *x.shape), reduction="none").flatten(2).sum(-1)
+                    log_pz = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
+                    log_qz = -0.5 * (eps.pow(2) + logvar + math.log(2 * math.pi)).sum(-1)
+                    weights.append(log_px + log_pz - log_qz)
+                results.append(-(torch.logsumexp(torch.cat(weights), 0) - math.log(k)))
+            nll = torch.cat(results)
+        else:
+            nll = torch.cat([model.importance_weighted_nll(x, k) for x in test.split(1000)])
+    assert torch.isfinite(nll).all()
+    return {"seconds": time.perf_counter() - start, "images": n_images}
+
+
+def child(method: str) -> None:
+    """One in-process measurement; prints a JSON line."""
+    if method.startswith("eval"):
+        _, which, k = method.split(":")
+        result = evaluate(int(k), EVAL_SETTINGS[int(k)], plain=which == "plain")
+    else:
+        result = {"plain": train_plain, "torchvision": train_torchvision}[method](2)
+    print("RESULT " + json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
+
+
+def measure_child(method: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", method], cwd=ROOT, capture_output=True, text=True)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if out.returncode or not lines:
+        raise SystemExit(f"{method} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def launch(args: list[str], cwd: Path, env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    """Launch a command; wall seconds from launch to exit."""
+    start = time.time()
+    out = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    return time.time() - start, out
+
+
+def project_run(work: Path, *overrides: str) -> dict:
+    """python -m vae_lightning.train with the bench clock: start-up, training seconds per epoch, whole process."""
+    clock = work / f"clock_{time.time_ns()}.json"
+    start = time.time()
+    seconds, out = launch(
+        [sys.executable, "-m", "vae_lightning.train", *overrides, "+callbacks.bench_clock._target_=bench_clock.TrainingClock",
+         f"+callbacks.bench_clock.path={clock}"],
+        cwd=work, env={"PYTHONPATH": str(BENCHMARKS), "VAE_LIGHTNING_DATA_DIR": str(DATA_DIR)},
+    )
+    if out.returncode:
+        raise SystemExit(f"vae_lightning.train {' '.join(overrides)} failed:\n{out.stderr[-3000:]}")
+    recorded = json.loads(clock.read_text())
+    return {"startup": recorded["first_step"] - start, "epochs": recorded["epochs"], "process": seconds}
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+
+    from vae_lightning.data.sources import load_digits
+
+    official = load_digits("mnist", DATA_DIR).official  # fetched once if missing (see the README's data section)
+    began = time.time()
+    runs: dict[str, list] = {name: [] for name in ("project", "wandb", "plain", "torchvision", "script", "import")}
+    answers: dict[str, list[float]] = {name: [] for name in BAD_COMMANDS}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for rep in range(args.reps):  # interleaved, so drifts in machine load hit every method alike
+            runs["project"].append(project_run(work, f"trainer.max_epochs={EPOCHS}", "test=false", "logger=local"))
+            runs["plain"].append(measure_child("plain"))
+            runs["torchvision"].append(measure_child("torchvision"))
+            runs["script"].append(launch([sys.executable, str(BENCHMARKS / "plain_vae.py"), "--epochs", str(EPOCHS),
+                                          "--data-dir", str(DATA_DIR)], cwd=work)[0])
+            runs["wandb"].append(project_run(work, "trainer.max_epochs=1", "trainer.limit_train_batches=5",
+                                             "trainer.limit_val_batches=1", "test=false", "logger=default"))
+            runs["import"].append(launch([sys.executable, "-c", "import torch, torchvision"], cwd=work)[0])
+            for name, command in BAD_COMMANDS.items():
+                answers[name].append(launch([sys.executable, "-m", "vae_lightning.train", *command], cwd=work)[0])
+            print(f"rep {rep + 1}/{args.reps} done ({time.time() - began:.0f} s)", flush=True)
+    evals = {(k, which): measure_child(f"eval:{which}:{k}") for k in EVAL_SETTINGS for which in ("project", "plain")}
+
+    n_project = 54_000
+    per_image = {
+        "project": median([median(r["epochs"][1:]) for r in runs["project"]]) / n_project,
+        "plain": median([r["epochs"][-1] for r in runs["plain"]]) / runs["plain"][0]["images"],
+        "torchvision": median([r["epochs"][-1] for r in runs["torchvision"]]) / runs["torchvision"][0]["images"],
+    }
+    imports = median(runs["import"])
+    startup_local = median([r["startup"] for r in runs["project"]])
+    startup_wandb = median([r["startup"] for r in runs["wandb"]])
+    process, script = median([r["process"] for r in runs["project"]]), median(runs["script"])
+    floor = per_image["plain"]
+    lines = [
+        f"Data: the official MNIST ({'MD5 checked' if official else 'NOT the official files'}); model 784-400-20 MLP, "
+        f"Bernoulli, Adam 1e-3, batch {BATCH}.",
+        f"Machine: {machine()}. Median of {args.reps} interleaved repetitions; `make bench` took "
+        f"{(time.time() - began) / 60:.1f} min.",
+        "",
+        "| what | project | reference | ratio | goal |",
+        "|---|---|---|---|---|",
+        f"| training time per image (validation excluded) vs a plain loop over the same tensors "
+        f"| {per_image['project'] * 1e6:.1f} µs | {floor * 1e6:.1f} µs | {per_image['project'] / floor:.2f}x | <= 1.10x |",
+        f"| training time per image vs torchvision MNIST + ToTensor + DataLoader "
+        f"| {per_image['project'] * 1e6:.1f} µs | {per_image['torchvision'] * 1e6:.1f} µs "
+        f"| {per_image['torchvision'] / per_image['project']:.2f}x faster | report |",
+        f"| whole process, {EPOCHS} epochs (`test=false logger=local`) vs `benchmarks/plain_vae.py` ({EPOCHS} epochs + "
+        f"test pass) | {process:.1f} s | {script:.1f} s | {process / script:.2f}x | <= 0.9x |",
+        f"| launch to first training step, `logger=local`, vs `import torch, torchvision` | {startup_local:.1f} s "
+        f"| {imports:.1f} s | +{startup_local - imports:.1f} s | <= +2 s |",
+        f"| launch to first training step, W&B offline | {startup_wandb:.1f} s | {imports:.1f} s "
+        f"| +{startup_wandb - imports:.1f} s | <= +3 s |",
+    ]
+    for name, seconds in answers.items():
+        lines.append(f"| `python -m vae_lightning.train {name}`, launch to answer | {median(seconds):.2f} s | | | <= 1.5 s |")
+    for k, n_images in EVAL_SETTINGS.items():
+        ours, plain = evals[(k, "project")], evals[(k, "plain")]
+        lines.append(
+            f"| importance-weighted NLL, k = {k:,}, {n_images:,} test images: time (peak RSS) | {ours['seconds']:.1f} s "
+            f"({ours['peak_rss_mb']:,.0f} MB) | {plain['seconds']:.1f} s ({plain['peak_rss_mb']:,.0f} MB) "
+            f"| {ours['seconds'] / plain['seconds']:.2f}x | <= 1.1x, <= 1,200 MB |"
+        )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

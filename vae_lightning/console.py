@@ -1,0 +1,93 @@
+"""What the package says, through one logger that knows about ranks.
+
+Every module logs through :data:`log` (``logging.getLogger("vae_lightning")``). In a DDP run only global
+rank 0 speaks, except for errors; :func:`on_rank_zero` runs a function (writing files, the summary) on rank
+0 only. The rank is Lightning's once Lightning is loaded (it knows SLURM and the other launchers), before
+that the launcher's environment, so this module stays importable without torch.
+
+On the console (Hydra's job logging, ``conf/hydra/default.yaml``) :class:`ConsoleFormatter` prints
+information as plain lines and prefixes warnings and errors; the run's log file keeps time stamps.
+"""
+
+import functools
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+log = logging.getLogger("vae_lightning")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is global rank 0 (a single-process run always is)."""
+    if "lightning.pytorch" in sys.modules:
+        from lightning.pytorch.utilities import rank_zero_only
+
+        return rank_zero_only.rank == 0
+    return all(int(os.environ.get(variable, 0)) == 0 for variable in ("RANK", "NODE_RANK", "LOCAL_RANK", "SLURM_PROCID"))
+
+
+def on_rank_zero(function: F) -> F:
+    """Run ``function`` on global rank 0 only (other ranks get None)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs) if is_rank_zero() else None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class RankZeroFilter(logging.Filter):
+    """Drop records below ERROR from ranks other than 0, so a DDP run says each thing once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or is_rank_zero()
+
+
+class ConsoleFormatter(logging.Formatter):
+    """``message`` for information, ``warning: message`` / ``error: message`` above it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+
+class DropMessages(logging.Filter):
+    """Drop records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def quiet_library_noise() -> None:
+    """Silence the library messages a user of this package cannot act on, each by its exact text and
+    origin (anything else from those libraries still shows):
+
+    * Lightning's tip to install ``litlogger`` (printed on every run without it);
+    * Lightning's ``isinstance(treespec, LeafSpec)`` deprecation warning, raised by Lightning's own code
+      (``lightning/pytorch/utilities/_pytree.py``) under this torch version, not by anything configurable;
+    * the second copy of each Lightning message: ``import lightning`` gives its logger a stderr handler of its
+      own, while its records also reach the console and log-file handlers Hydra set up. When those exist,
+      Lightning's own handler goes, so each line is printed once and also lands in the run's log file.
+    """
+    lightning_logger = logging.getLogger("lightning")
+    if logging.getLogger().handlers:
+        for handler in list(lightning_logger.handlers):
+            lightning_logger.removeHandler(handler)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        DropMessages("💡 Tip: For seamless cloud logging")
+    )
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", module=r"lightning\.pytorch\.utilities\._pytree"
+    )
+
+
+log.addFilter(RankZeroFilter())

@@ -1,0 +1,24 @@
+"""The failures a user can fix, each shown as one line (``error: ...``, exit code 2) without a traceback.
+
+Kept free of heavy imports: the entry points need them before torch or Lightning are loaded.
+"""
+
+
+class ConfigError(ValueError):
+    """A setting has a value that is not allowed."""
+
+
+class DataSourceError(RuntimeError):
+    """The requested data source is not available here."""
+
+
+class DataIntegrityError(RuntimeError):
+    """A data file is truncated, corrupted or does not match its companion file."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a non-finite loss term."""
+
+
+#: the errors whose message says everything
+USER_ERRORS = (ConfigError, DataSourceError, DataIntegrityError, NonFiniteLossError)

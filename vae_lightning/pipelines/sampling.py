@@ -1,0 +1,25 @@
+"""The pipeline behind ``python -m vae_lightning.sample``: a grid of new images from a checkpoint."""
+
+import math
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from torchvision.utils import make_grid
+
+from vae_lightning.checkpoints import load_model
+from vae_lightning.console import log
+from vae_lightning.evaluation.pictures import save_png
+from vae_lightning.resolvers import unique_suffix
+
+
+def sample(cfg: DictConfig) -> dict[str, float]:
+    model, _ = load_model(cfg.ckpt_path)
+    torch.manual_seed(cfg.seed)
+    images = model.sample_images(cfg.n, mean=cfg.mean)
+    grid = make_grid(images.clamp(0, 1), nrow=cfg.nrow or math.ceil(math.sqrt(cfg.n)), padding=2, pad_value=1.0)
+    path = Path(cfg.paths.output_dir) / f"samples_n{cfg.n}_seed{cfg.seed}_{unique_suffix()}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(grid, path)
+    log.info("Wrote %d samples to %s", cfg.n, path)
+    return {}
