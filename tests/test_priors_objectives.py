@@ -8,6 +8,7 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 
 from vae_lightning.models.diagonal_normal import (
     diagonal_normal_log_prob,
+    diagonal_normal_mixture_log_probs,
     kl_to_standard_normal,
 )
 from vae_lightning.models.likelihoods import BernoulliLikelihood
@@ -53,6 +54,19 @@ def test_mixture_log_prob_matches_torch_distributions():
     )
     z = torch.randn(7, 5, 3) * 2
     torch.testing.assert_close(prior.log_prob(z), reference.log_prob(z), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("log_scale", [0.0, -9.0])  # -9: variances ~1e-8, where the expanded terms nearly cancel
+def test_every_components_log_density_matches_torch_distributions(log_scale):
+    generator = torch.Generator().manual_seed(3)
+    means = torch.randn(6, 5, generator=generator)
+    logvars = torch.randn(6, 5, generator=generator) + 2 * log_scale
+    z = means[2] + torch.exp(0.5 * logvars[2]) * torch.randn(4, 7, 5, generator=generator)  # near component 2
+    reference = Independent(Normal(means, torch.exp(0.5 * logvars)), 1).log_prob(z.unsqueeze(-2))  # (4, 7, 6)
+    ours = diagonal_normal_mixture_log_probs(z, means, logvars)
+    assert ours.shape == (4, 7, 6)
+    torch.testing.assert_close(ours[..., 2], reference[..., 2], rtol=1e-5, atol=1e-4)  # the one z is near
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-3)
 
 
 def test_mixture_samples_have_the_mixture_mean_and_variance():

@@ -42,6 +42,21 @@ def diagonal_normal_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Te
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
+def diagonal_normal_mixture_log_probs(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor) -> torch.Tensor:
+    """log N(z; m_k, diag(exp(s_k))) for every component k: z (..., D), means and logvars (K, D) -> (..., K).
+
+    Expanded as -0.5 (D log 2 pi + sum s_k + z^2 . p_k - 2 z . (m_k p_k) + m_k^2 . p_k) with p_k = exp(-s_k):
+    two matrix products instead of a (..., K, D) tensor, which is what makes a 500-component VampPrior cheap
+    enough for k = 5000 importance samples. In float64, because the three terms can be large and nearly cancel
+    (a component with variance 1e-8 has p_k = 1e8).
+    """
+    z64, means64, logvars64 = z.double(), means.double(), logvars.double()
+    precision = torch.exp(-logvars64)
+    constant = z.shape[-1] * LOG_2PI + logvars64.sum(-1) + (means64.pow(2) * precision).sum(-1)  # (K,)
+    quadratic = z64.pow(2) @ precision.T - 2 * z64 @ (means64 * precision).T + constant
+    return (-0.5 * quadratic).to(z.dtype)
+
+
 def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     """log N(z; 0, I) summed over the last axis, in nats."""
     return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)

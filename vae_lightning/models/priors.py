@@ -18,10 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from vae_lightning.models.diagonal_normal import (
-    diagonal_normal_log_prob,
-    kl_to_standard_normal,
-)
+from vae_lightning.models.diagonal_normal import diagonal_normal_mixture_log_probs, kl_to_standard_normal
 
 Encode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -84,7 +81,7 @@ class GaussianMixturePrior(Prior):
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         log_weights = torch.log_softmax(self.weight_logits, dim=0)
-        per_component = diagonal_normal_log_prob(z.unsqueeze(-2), self.means, self.logvars)  # (..., K)
+        per_component = diagonal_normal_mixture_log_probs(z, self.means, self.logvars)  # (..., K)
         return torch.logsumexp(per_component + log_weights, dim=-1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -118,7 +115,7 @@ class VampPrior(Prior):
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         means, logvars = self.components()
-        per_component = diagonal_normal_log_prob(z.unsqueeze(-2), means, logvars)  # (..., K)
+        per_component = diagonal_normal_mixture_log_probs(z, means, logvars)  # (..., K)
         return torch.logsumexp(per_component, dim=-1) - math.log(means.shape[0])
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
