@@ -240,17 +240,14 @@ def main() -> None:
         for k, which in evals:
             evals[(k, which)].append(measure_child(f"eval:{which}:{k}"))
     evals_median = {
-        key: {field: median([run[field] for run in runs_]) for field in ("seconds", "peak_rss_mb")}
-        for key, runs_ in evals.items()
+        key: {field: median([run[field] for run in measured]) for field in ("seconds", "peak_rss_mb")}
+        for key, measured in evals.items()
     }
 
     n_project = 54_000
-    per_image = {
-        "project": median([median(r["epochs"][1:]) for r in runs["project"]]) / n_project,
-        "plain": median([r["epochs"][-1] for r in runs["plain"]]) / runs["plain"][0]["images"],
-        "plain_unfused": median([r["epochs"][-1] for r in runs["plain_unfused"]]) / runs["plain"][0]["images"],
-        "torchvision": median([r["epochs"][-1] for r in runs["torchvision"]]) / runs["torchvision"][0]["images"],
-    }
+    per_image = {"project": median([median(r["epochs"][1:]) for r in runs["project"]]) / n_project}
+    for loop in ("plain", "plain_unfused", "torchvision"):  # last epoch of each run, over that loop's own images
+        per_image[loop] = median([r["epochs"][-1] for r in runs[loop]]) / runs[loop][0]["images"]
     imports = median(runs["import"])
     startup_local = median([r["startup"] for r in runs["project"]])
     startup_wandb = median([r["startup"] for r in runs["wandb"]])

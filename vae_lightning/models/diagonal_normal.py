@@ -48,8 +48,11 @@ def diagonal_normal_mixture_log_probs(z: torch.Tensor, means: torch.Tensor, logv
     Expanded as -0.5 (D log 2 pi + sum s_k + z^2 . p_k - 2 z . (m_k p_k) + m_k^2 . p_k) with p_k = exp(-s_k):
     two matrix products instead of a (..., K, D) tensor, which is what makes a 500-component VampPrior cheap
     enough for k = 5000 importance samples. In float64, because the three terms can be large and nearly cancel
-    (a component with variance 1e-8 has p_k = 1e8).
+    (a component with variance 1e-8 has p_k = 1e8). Apple's MPS has no float64: there the direct
+    (..., K, D) form is used, exact in float32 and only slower.
     """
+    if z.device.type == "mps":
+        return diagonal_normal_log_prob(z.unsqueeze(-2), means, logvars)
     z64, means64, logvars64 = z.double(), means.double(), logvars.double()
     precision = torch.exp(-logvars64)
     constant = z.shape[-1] * LOG_2PI + logvars64.sum(-1) + (means64.pow(2) * precision).sum(-1)  # (K,)
