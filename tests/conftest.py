@@ -71,9 +71,15 @@ def compose_train(tmp_path: Path) -> Callable[..., DictConfig]:
     GlobalHydra.instance().clear()
 
 
-def run_module(module: str, *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600):
-    """``python -m module args`` in a subprocess; returns the CompletedProcess (text output)."""
-    full_env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
+def run_module(
+    module: str, *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600, as_typed: bool = False
+):
+    """``python -m module args`` in a subprocess; returns the CompletedProcess (text output).
+
+    W&B is told to be silent (WANDB_SILENT) unless ``as_typed``: then the command runs as a user types it,
+    without WANDB_SILENT, for tests of what the console shows."""
+    full_env = {name: value for name, value in os.environ.items() if name != "WANDB_SILENT"}
+    full_env.update({} if as_typed else {"WANDB_SILENT": "true"}, **(env or {}))
     return subprocess.run(
         [PYTHON, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )

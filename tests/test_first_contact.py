@@ -69,12 +69,13 @@ NOISE = (
 
 
 def test_a_default_run_prints_no_noise_and_says_what_matters(tmp_path):
-    result = run_module("vae_lightning.train", "debug=fast", "eval.fid_samples=0", cwd=tmp_path)
+    result = run_module("vae_lightning.train", "debug=fast", "eval.fid_samples=0", cwd=tmp_path, as_typed=True)
     assert result.returncode == 0, result.stderr[-3000:]
     console = result.stdout + result.stderr
     for noise in NOISE:
         assert noise not in console, noise
     assert result.stderr.strip() == ""  # W&B offline, Lightning and the package: nothing on stderr
+    assert "wandb:" not in result.stdout  # W&B's offline banners: the summary has the folder and the sync command
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
     assert f"run folder: {run_dir}" in result.stdout
     assert "data: mnist from idx" in result.stdout and "train / " in result.stdout
@@ -86,13 +87,15 @@ def test_a_default_run_prints_no_noise_and_says_what_matters(tmp_path):
 @pytest.mark.slow
 def test_a_two_process_run_prints_no_noise(tmp_path):
     result = run_module(
-        "vae_lightning.train", "debug=fast", "eval.fid_samples=0", "logger=local", "trainer.devices=2", cwd=tmp_path
+        "vae_lightning.train", "debug=fast", "eval.fid_samples=0", "trainer.devices=2", cwd=tmp_path, as_typed=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
     console = result.stdout + result.stderr
     for noise in NOISE:
         assert noise not in console, noise
+    assert result.stderr.strip() == "" and "wandb:" not in result.stdout
     assert result.stdout.count("Final metrics (nats per example):") == 1  # rank 0 only
+    assert result.stdout.count("W&B (offline): wandb sync ") == 1
 
 
 def test_a_model_too_big_for_memory_is_refused_in_one_line(tmp_path):
@@ -112,7 +115,7 @@ def test_a_batch_larger_than_the_training_split_is_explained(tmp_path):
     assert (
         f"warning: data.batch_size=100000 is not smaller than the {n_train} training examples: "
         f"each epoch is one batch of {n_train} (one optimiser step per epoch)"
-    ) in result.stdout
+    ) in result.stderr.splitlines()  # warnings on stderr, in one line
 
 
 def test_a_checkpoint_holding_code_is_refused_in_one_line(tmp_path):
@@ -137,7 +140,7 @@ def test_a_failing_sweep_job_is_one_line_pointing_at_its_traceback(tmp_path):
         "+model.encoder.bogus=1,2", cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    failures = [line for line in (result.stdout + result.stderr).splitlines() if "job failed" in line]
+    failures = [line for line in result.stderr.splitlines() if "job failed" in line]
     assert len(failures) == 2, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Traceback" not in result.stdout + result.stderr
     (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()

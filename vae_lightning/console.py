@@ -6,7 +6,8 @@ rank 0 speaks, except for errors; :func:`on_rank_zero` runs a function (writing 
 that the launcher's environment, so this module stays importable without torch.
 
 On the console (Hydra's job logging, ``conf/hydra/default.yaml``) :class:`ConsoleFormatter` prints
-information as plain lines and prefixes warnings and errors; the run's log file keeps time stamps.
+information as plain lines on stdout and warnings and errors, prefixed, on stderr (:class:`BelowLevel` keeps
+them off stdout); the run's log file keeps time stamps.
 """
 
 import functools
@@ -54,6 +55,18 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = super().format(record)
         return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+
+class BelowLevel(logging.Filter):
+    """Pass only records below ``level`` (a name such as ``"WARNING"``): the stdout handler's filter, so
+    warnings and errors go to the stderr handler alone."""
+
+    def __init__(self, level: str) -> None:
+        super().__init__()
+        self.levelno = logging.getLevelName(level)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < self.levelno
 
 
 class DropMessages(logging.Filter):

@@ -64,11 +64,12 @@ def wandb_logger(
 
 
 def start_wandb_run(save_dir: str, mode: str, run_id: str | None, init: dict[str, Any]) -> Any:
-    """A W&B run as WandbLogger would start it; offline runs keep W&B's console output to a minimum (the
-    run summary names the folder and the ``wandb sync`` command)."""
+    """A W&B run as WandbLogger would start it. Offline runs say nothing on the console: W&B's banners there
+    ("syncing is set to offline", where the run is saved, how to sync it) are all in the run's summary, which
+    names the folder and the ``wandb sync`` command; a failure to start still raises and is reported."""
     import wandb
 
-    settings = wandb.Settings(quiet=True) if mode == "offline" else None
+    settings = wandb.Settings(silent=True) if mode == "offline" else None
     run = wandb.init(dir=save_dir, mode=mode, id=run_id, resume="allow", settings=settings, **init)
     run.define_metric("trainer/global_step")  # Lightning's x-axis, as WandbLogger defines it
     run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
