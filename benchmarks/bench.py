@@ -15,9 +15,12 @@ is reported. Rows:
   conventional single-file script ``benchmarks/plain_vae.py`` (3 epochs and a test pass);
 * start-up: from launching the command to the first training step (``logger=local`` and with W&B offline),
   against ``python -c "import torch, torchvision"``;
+* Lightning's own loop: a model with next to no compute (one 784 -> 1 linear layer) trained by a bare
+  ``Trainer`` (no callbacks, loggers or progress bar) against the same steps in a hand-written loop: the least
+  Lightning adds to every step, whatever the project does around it;
 * answers: ``--help``, ``--cfg job`` and bad command lines, launch to exit;
 * importance-weighted evaluation: ``VAE.importance_weighted_nll`` against a plain torch loop doing the same
-  decoder passes, time and peak RSS, for k = 100 (10,000 test images), 1,000 (1,000) and 5,000 (200): one
+  decoder passes, time and peak RSS, for k = 100 (5,000 test images), 1,000 (500) and 5,000 (100): half a
   million decoder passes each, so the three fit in the time budget while k spans the range.
 """
 
@@ -41,7 +44,7 @@ BENCHMARKS = Path(__file__).resolve().parent
 DATA_DIR = Path(os.environ.get("VAE_LIGHTNING_DATA_DIR", ROOT / "data"))
 BATCH = 128
 EPOCHS = 3
-EVAL_SETTINGS = {100: 10_000, 1000: 1000, 5000: 200}  # k -> test images
+EVAL_SETTINGS = {100: 5000, 1000: 500, 5000: 100}  # k -> test images: 500,000 decoder passes each
 BAD_COMMANDS = {
     "--help": ["--help"],
     "--cfg job": ["--cfg", "job"],
@@ -149,11 +152,69 @@ def evaluate(k: int, n_images: int, plain: bool) -> dict:
     return {"seconds": time.perf_counter() - start, "images": n_images}
 
 
+FLOOR_STEPS = 1000
+
+
+def loop_floor(lightning: bool) -> dict:
+    """Seconds per step of a model with next to no compute, batches from the project's in-memory loader:
+    Lightning's bare ``Trainer`` against a hand-written loop (second epoch of two)."""
+    import lightning as L
+
+    from vae_lightning.data.batching import tensor_loader
+
+    images = torch.zeros(FLOOR_STEPS * BATCH, 784, dtype=torch.uint8)  # indexed like the project's pixels
+    labels = torch.zeros(len(images), dtype=torch.long)
+
+    class Floor(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(784, 1)
+
+        def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+            return self.linear(batch[0].float()).mean()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=1e-3)
+
+        def train_dataloader(self):
+            return tensor_loader(images, labels, BATCH, shuffle=True)
+
+    class EpochClock(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self.started = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            self.seconds = time.perf_counter() - self.started
+
+    model = Floor()
+    if lightning:
+        clock = EpochClock()
+        trainer = L.Trainer(
+            max_epochs=2, accelerator="cpu", logger=False, callbacks=[clock], enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+        )
+        trainer.fit(model)
+        seconds = clock.seconds
+    else:
+        optimizer = model.configure_optimizers()
+        for _ in range(2):
+            started = time.perf_counter()
+            for batch_idx, batch in enumerate(model.train_dataloader()):
+                loss = model.training_step(batch, batch_idx)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            seconds = time.perf_counter() - started
+    return {"step_seconds": seconds / FLOOR_STEPS}
+
+
 def child(method: str) -> None:
     """One in-process measurement; prints a JSON line."""
     if method.startswith("eval"):
         _, which, k = method.split(":")
         result = evaluate(int(k), EVAL_SETTINGS[int(k)], plain=which == "plain")
+    elif method.startswith("floor"):
+        result = loop_floor(lightning=method == "floor:lightning")
     else:
         trainers = {"plain": train_plain, "plain_unfused": lambda epochs: train_plain(epochs, fused=False),
                     "torchvision": train_torchvision}
@@ -217,7 +278,8 @@ def main() -> None:
 
     official = load_digits("mnist", DATA_DIR).official  # fetched once if missing (see the README's data section)
     began = time.time()
-    names = ("project", "wandb", "plain", "plain_unfused", "torchvision", "script", "import")
+    names = ("project", "wandb", "plain", "plain_unfused", "torchvision", "script", "import", "floor:lightning",
+             "floor:loop")
     runs: dict[str, list] = {name: [] for name in names}
     answers: dict[str, list[float]] = {name: [] for name in BAD_COMMANDS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,6 +294,8 @@ def main() -> None:
             runs["wandb"].append(project_run(work, "trainer.max_epochs=1", "+trainer.limit_train_batches=5",
                                              "+trainer.limit_val_batches=1", "test=false", "logger=default"))
             runs["import"].append(launch([sys.executable, "-c", "import torch, torchvision"], cwd=work)[0])
+            for floor in ("floor:lightning", "floor:loop"):
+                runs[floor].append(measure_child(floor))
             for name, command in BAD_COMMANDS.items():
                 answers[name].append(launch([sys.executable, "-m", "vae_lightning.train", *command], cwd=work)[0])
             print(f"rep {rep + 1}/{args.reps} done ({time.time() - began:.0f} s)", flush=True)
@@ -253,6 +317,8 @@ def main() -> None:
     startup_wandb = median([r["startup"] for r in runs["wandb"]])
     process, script = median([r["process"] for r in runs["project"]]), median(runs["script"])
     floor = per_image["plain"]
+    floor_lightning, floor_loop = (median([r["step_seconds"] for r in runs[name]]) for name in ("floor:lightning", "floor:loop"))
+    plain_step = floor * BATCH
     lines = [
         f"Data: the official MNIST ({'MD5 checked' if official else 'NOT the official files'}); model 784-400-20 MLP, "
         f"Bernoulli, Adam 1e-3, batch {BATCH}.",
@@ -269,6 +335,10 @@ def main() -> None:
         f"| training time per image vs torchvision MNIST + ToTensor + DataLoader "
         f"| {per_image['project'] * 1e6:.1f} µs | {per_image['torchvision'] * 1e6:.1f} µs "
         f"| {per_image['torchvision'] / per_image['project']:.2f}x faster | report |",
+        f"| Lightning's own loop per step (a model with next to no compute, bare `Trainer`) vs a hand-written loop "
+        f"| {floor_lightning * 1e6:.0f} µs | {floor_loop * 1e6:.0f} µs | +{(floor_lightning - floor_loop) * 1e6:.0f} µs a "
+        f"step = {(floor_lightning - floor_loop) / plain_step:.0%} of the plain loop's {BATCH}-image step "
+        f"({plain_step * 1e3:.1f} ms) | report |",
         f"| whole process, {EPOCHS} epochs (`test=false logger=local`) vs `benchmarks/plain_vae.py` ({EPOCHS} epochs + "
         f"test pass) | {process:.1f} s | {script:.1f} s | {process / script:.2f}x | <= 0.9x |",
         f"| launch to first training step, `logger=local`, vs `import torch, torchvision` | {startup_local:.1f} s "

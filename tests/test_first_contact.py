@@ -26,6 +26,9 @@ QUICK_ANSWERS = [
     ("vae_lightning.train", ["--info"], 0, "Hydra"),
     ("vae_lightning.train", ["model.latent_dim=0"], 2, "error: model.latent_dim=0 is not allowed; use an integer >= 1"),
     ("vae_lightning.train", ["likelihood=poisson"], 2, "error: likelihood='poisson' is not allowed; use one of"),
+    ("vae_lightning.train", ["logger=null"], 2,
+     "error: logger='null' is not allowed; use one of ['csv', 'default', 'local', 'tensorboard', 'wandb'], or ~logger to "
+     "leave the group out"),
     ("vae_lightning.train", ["model.latnt_dim=3"], 2,
      "error: model.latnt_dim is not a setting; did you mean model.latent_dim? (+model.latnt_dim=... adds a new key)"),
     ("vae_lightning.train", ["model/objective=iwae", "model.objective.k=0"], 2,

@@ -188,8 +188,9 @@ def check_command_line(argv: list[str], config_name: str = "train", conf_dir: Pa
             continue
         if key in groups and not any(mark in value for mark in "()${}"):
             for choice in (v.strip() for v in value.split(",")):
-                if choice not in groups[key] and choice != "null":
-                    raise ConfigError(f"{key}={choice!r} is not allowed; use one of {groups[key]}")
+                if choice not in groups[key]:
+                    leave_out = f", or ~{key} to leave the group out" if choice == "null" else ""
+                    raise ConfigError(f"{key}={choice!r} is not allowed; use one of {groups[key]}{leave_out}")
         if key == "paths.log_dir":
             log_dir = value
         if key == "ckpt_path" and not Path(value).expanduser().is_file():
