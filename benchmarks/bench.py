@@ -157,8 +157,9 @@ FLOOR_STEPS = 1000
 
 def loop_floor(lightning: bool) -> dict:
     """Seconds per step of a model with next to no compute, batches from the project's in-memory loader:
-    Lightning's bare ``Trainer`` against a hand-written loop (second epoch of two)."""
+    Lightning's bare ``Trainer`` (timed by the project row's clock) against a hand-written loop (second epoch of two)."""
     import lightning as L
+    from bench_clock import TrainingClock
 
     from vae_lightning.data.batching import tensor_loader
 
@@ -179,22 +180,15 @@ def loop_floor(lightning: bool) -> dict:
         def train_dataloader(self):
             return tensor_loader(images, labels, BATCH, shuffle=True)
 
-    class EpochClock(L.Callback):
-        def on_train_epoch_start(self, trainer, pl_module) -> None:
-            self.started = time.perf_counter()
-
-        def on_train_epoch_end(self, trainer, pl_module) -> None:
-            self.seconds = time.perf_counter() - self.started
-
     model = Floor()
     if lightning:
-        clock = EpochClock()
+        clock = TrainingClock(path=os.devnull)
         trainer = L.Trainer(
             max_epochs=2, accelerator="cpu", logger=False, callbacks=[clock], enable_checkpointing=False,
             enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
         )
         trainer.fit(model)
-        seconds = clock.seconds
+        seconds = clock.epochs[-1]
     else:
         optimizer = model.configure_optimizers()
         for _ in range(2):
@@ -317,7 +311,7 @@ def main() -> None:
     startup_wandb = median([r["startup"] for r in runs["wandb"]])
     process, script = median([r["process"] for r in runs["project"]]), median(runs["script"])
     floor = per_image["plain"]
-    floor_lightning, floor_loop = (median([r["step_seconds"] for r in runs[name]]) for name in ("floor:lightning", "floor:loop"))
+    lightning_step, loop_step = (median([r["step_seconds"] for r in runs[name]]) for name in ("floor:lightning", "floor:loop"))
     plain_step = floor * BATCH
     lines = [
         f"Data: the official MNIST ({'MD5 checked' if official else 'NOT the official files'}); model 784-400-20 MLP, "
@@ -336,8 +330,8 @@ def main() -> None:
         f"| {per_image['project'] * 1e6:.1f} µs | {per_image['torchvision'] * 1e6:.1f} µs "
         f"| {per_image['torchvision'] / per_image['project']:.2f}x faster | report |",
         f"| Lightning's own loop per step (a model with next to no compute, bare `Trainer`) vs a hand-written loop "
-        f"| {floor_lightning * 1e6:.0f} µs | {floor_loop * 1e6:.0f} µs | +{(floor_lightning - floor_loop) * 1e6:.0f} µs a "
-        f"step = {(floor_lightning - floor_loop) / plain_step:.0%} of the plain loop's {BATCH}-image step "
+        f"| {lightning_step * 1e6:.0f} µs | {loop_step * 1e6:.0f} µs | +{(lightning_step - loop_step) * 1e6:.0f} µs a "
+        f"step = {(lightning_step - loop_step) / plain_step:.0%} of the plain loop's {BATCH}-image step "
         f"({plain_step * 1e3:.1f} ms) | report |",
         f"| whole process, {EPOCHS} epochs (`test=false logger=local`) vs `benchmarks/plain_vae.py` ({EPOCHS} epochs + "
         f"test pass) | {process:.1f} s | {script:.1f} s | {process / script:.2f}x | <= 0.9x |",
