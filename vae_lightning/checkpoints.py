@@ -12,8 +12,10 @@ from vae_lightning.models.build import build_model
 from vae_lightning.models.vae_module import CONFIG_KEY, VAE
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's contents, unpickled weights-only (no arbitrary code runs)."""
+def read_checkpoint(path: str | Path, for_training: bool = False) -> dict[str, Any]:
+    """The checkpoint's contents, unpickled weights-only (no arbitrary code runs): the one reader behind
+    ``ckpt_path=`` and ``resume=`` of train, evaluate and sample. ``for_training`` also asks for the
+    training state (optimizer, loops) that continuing needs."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; no such file (give a .ckpt from a run's checkpoints/)")
@@ -30,9 +32,25 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as err:  # RuntimeError, EOFError... for truncated or foreign files
         reason = " ".join(str(err).split())[:200]
         raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it is not a readable checkpoint ({reason})") from err
-    if CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
+    if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
         raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it was not written by vae_lightning.train")
+    if for_training and not {"optimizer_states", "loops"} <= set(checkpoint):
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} is not allowed; it holds weights only, not the training state to continue "
+            "from (give last.ckpt or interrupted.ckpt)"
+        )
     return checkpoint
+
+
+def load_weights(model: VAE, checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Put the checkpoint's weights into ``model``, or say in one line that they do not fit its config."""
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} does not fit its model config (model/likelihood overrides?): {first_line}"
+        ) from err
 
 
 def checkpoint_config(checkpoint: dict[str, Any]) -> DictConfig:
@@ -47,11 +65,9 @@ def load_model(path: str | Path, config_overrides: DictConfig | None = None) -> 
         cfg = OmegaConf.merge(cfg, config_overrides)
     try:
         model = build_model(cfg)
-        model.load_state_dict(checkpoint["state_dict"])
-    except (RuntimeError, TypeError, ValueError) as err:
+    except (TypeError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0]
-        raise ConfigError(
-            f"ckpt_path={str(path)!r} does not fit its model config (model/likelihood overrides?): {first_line}"
-        ) from err
+        raise ConfigError(f"ckpt_path={str(path)!r} holds a model config that cannot be built: {first_line}") from err
+    load_weights(model, checkpoint, path)
     model.run_config = checkpoint[CONFIG_KEY]
     return model.eval(), cfg

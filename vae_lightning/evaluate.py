@@ -6,16 +6,15 @@ import hydra
 from omegaconf import DictConfig
 
 from vae_lightning.resolvers import register_resolvers
+from vae_lightning.utils.command_line import preflight
 from vae_lightning.utils.task import run_task
-from vae_lightning.utils.validation import check_devices, preflight, require_int
+from vae_lightning.utils.validation import validate_evaluate_values
 
 register_resolvers()
 
 
 def checked_evaluate(cfg: DictConfig) -> dict[str, float]:
-    require_int(cfg, "eval.k", 1)
-    require_int(cfg, "eval.fid_samples", 0)
-    check_devices(cfg)
+    validate_evaluate_values(cfg)
     from vae_lightning.pipelines.evaluation import evaluate
 
     return evaluate(cfg)
@@ -27,5 +26,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    preflight(sys.argv[1:], "evaluate")
+    sys.argv[1:] = preflight(sys.argv[1:], "evaluate")
     main()

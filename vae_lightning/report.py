@@ -47,7 +47,8 @@ def read_job(job_dir: Path) -> dict[str, Any]:
     status_file, metrics_file = job_dir / "status.json", job_dir / "metrics.json"
     status = json.loads(status_file.read_text()) if status_file.exists() else {"status": "unknown", "error": None}
     results = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    metrics = results.get("metrics", {})
+    # strict JSON writes a value that is not a number as null: read it back as NaN (never ranked)
+    metrics = {name: math.nan if value is None else value for name, value in results.get("metrics", {}).items()}
     if status["status"] == "completed" and not metrics:
         status = {"status": "failed", "error": "no metrics.json"}
     return {
@@ -283,7 +284,8 @@ def write_report(sweep_dir: str | Path) -> tuple[str, list[str], list[list[str]]
 
 
 class SweepReportCallback(Callback):
-    """Hydra callback: write the sweep report when a multirun ends (and log it to W&B when W&B is on)."""
+    """Hydra callback: write the sweep report when a multirun ends (and log it to W&B when W&B is on); a sweep
+    with a failed job then exits with code 1, so scripts and CI see it."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -297,6 +299,14 @@ class SweepReportCallback(Callback):
             from vae_lightning.loggers import log_sweep_report
 
             log_sweep_report(sweep_dir, wandb_cfg.get("project", "vae-lightning"), wandb_cfg.get("mode"), header, rows)
+        not_completed = [row[0] for row in rows if row[header.index("status")] != "completed"]
+        if not_completed:
+            print(
+                f"error: {len(not_completed)} of {len(rows)} sweep jobs did not complete (jobs {', '.join(not_completed)}; "
+                f"see {sweep_dir / 'report.md'})",
+                file=sys.stderr,
+            )
+            sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,16 +6,15 @@ import hydra
 from omegaconf import DictConfig
 
 from vae_lightning.resolvers import register_resolvers
+from vae_lightning.utils.command_line import preflight
 from vae_lightning.utils.task import run_task
-from vae_lightning.utils.validation import preflight, require_int
+from vae_lightning.utils.validation import validate_sample_values
 
 register_resolvers()
 
 
 def checked_sample(cfg: DictConfig) -> dict[str, float]:
-    require_int(cfg, "n", 1)
-    require_int(cfg, "seed", 0)
-    require_int(cfg, "nrow", 1)
+    validate_sample_values(cfg)
     from vae_lightning.pipelines.sampling import sample
 
     return sample(cfg)
@@ -27,5 +26,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    preflight(sys.argv[1:], "sample")
+    sys.argv[1:] = preflight(sys.argv[1:], "sample")
     main()

@@ -10,8 +10,9 @@ import hydra
 from omegaconf import DictConfig
 
 from vae_lightning.resolvers import register_resolvers
+from vae_lightning.utils.command_line import preflight
 from vae_lightning.utils.task import run_task
-from vae_lightning.utils.validation import preflight, validate_train_config
+from vae_lightning.utils.validation import validate_train_config
 
 register_resolvers()
 
@@ -31,5 +32,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    preflight(sys.argv[1:], "train")
+    sys.argv[1:] = preflight(sys.argv[1:], "train")
     main()

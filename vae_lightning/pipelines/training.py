@@ -9,16 +9,19 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+from vae_lightning.checkpoints import load_weights, read_checkpoint
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import describe_data
+from vae_lightning.errors import NonFiniteLossError
 from vae_lightning.evaluation.final import final_evaluation
 from vae_lightning.loggers import finish_wandb_runs
 from vae_lightning.models.build import build_model
-from vae_lightning.pipelines.resume import apply_resume
 from vae_lightning.utils.ddp import ddp_job
 from vae_lightning.utils.instantiators import instantiate_group
+from vae_lightning.utils.resume import apply_resume, check_same_data
 from vae_lightning.utils.run_files import (
     format_metrics,
+    nonfinite_names,
     resolved_config,
     scalar_metrics,
     wandb_sync_hint,
@@ -36,20 +39,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("resume"):
         apply_resume(cfg)
     validate_train_config(cfg)
+    checkpoint = read_checkpoint(cfg.ckpt_path, for_training=True) if cfg.get("ckpt_path") else None
     output_dir = Path(cfg.paths.output_dir)
     log.info("run folder: %s", output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
+    model = build_model(cfg)
+    if checkpoint is not None:
+        load_weights(model, checkpoint, cfg.ckpt_path)  # a checkpoint of another model is refused here
+        del checkpoint
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup()
-    model = build_model(cfg)
+    if cfg.get("resumed_from"):
+        check_same_data(cfg, datamodule.info)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
     config = resolved_config(cfg)
     config["data_info"] = datamodule.info
-    config["run_info"] = {**run_info(cfg.seed, cfg.paths.root_dir), "resumed_from": cfg.get("ckpt_path")}
+    config["run_info"] = {**run_info(cfg.seed, cfg.paths.root_dir), "started_from_checkpoint": cfg.get("ckpt_path")}
     model.run_config = config
     write_yaml(output_dir / "config.yaml", config)
     write_json(output_dir / "run_info.json", {**config["run_info"], "data": datamodule.info})
@@ -72,6 +81,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 metrics.update(final_evaluation(cfg, trainer.lightning_module, datamodule, output_dir, trainer) or {})
                 seconds["test"] = time.perf_counter() - started
             metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
+            bad = nonfinite_names({name: value for name, value in metrics.items() if name.startswith("test/")})
+            if bad:
+                raise NonFiniteLossError(f"{bad} became non-finite in the test pass; stopped (no metrics.json written)")
             finish(trainer, output_dir, metrics, datamodule.info, seconds, cfg.eval)
         failed = False
     finally:

@@ -14,11 +14,10 @@ from omegaconf import DictConfig
 
 from vae_lightning.console import is_rank_zero, log
 from vae_lightning.errors import USER_ERRORS
+from vae_lightning.utils.interruption import INTERRUPTED_EXIT, received_signal
 
 #: exit code for a USER_ERRORS failure
 USER_ERROR_EXIT = 2
-#: exit codes after an interruption (128 + signal number, as shells report them)
-INTERRUPTED_EXIT = {"SIGTERM": 143, "SIGINT": 130}
 #: where a failed job's traceback is written, in its output folder
 TRACEBACK_FILE = "error.txt"
 
@@ -58,14 +57,17 @@ def run_task(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) ->
     try:
         metrics = task(cfg)
     except (SystemExit, KeyboardInterrupt) as err:
-        if isinstance(err, KeyboardInterrupt) or is_sigterm(err):
-            signal_name = "SIGINT" if isinstance(err, KeyboardInterrupt) else "SIGTERM"
-            write_status(output_dir, "interrupted", signal_name)
-            print(f"interrupted ({signal_name}); the run folder {output_dir} keeps its checkpoints", file=sys.stderr)
-            sys.exit(INTERRUPTED_EXIT[signal_name])
-        # Lightning exits with 1 after handling Ctrl-C itself
-        write_status(output_dir, "interrupted" if err.code == 1 else "failed", f"exit code {err.code}")
-        raise
+        # Ctrl-C and SIGTERM in training end as Lightning's SIGTERMException; elsewhere as a KeyboardInterrupt,
+        # or as Lightning's exit(1) after it handled one: the signal itself was noted (utils/interruption.py)
+        signal_name = received_signal() or (
+            "SIGINT" if isinstance(err, KeyboardInterrupt) else "SIGTERM" if is_sigterm(err) else None
+        )
+        if signal_name is None:
+            write_status(output_dir, "failed", f"exit code {err.code}")
+            raise
+        write_status(output_dir, "interrupted", signal_name)
+        print(f"interrupted ({signal_name}); the run folder {output_dir} keeps its checkpoints", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT[signal_name])
     except Exception as err:
         write_status(output_dir, "failed", one_line(err))
         user_error = isinstance(err, USER_ERRORS)

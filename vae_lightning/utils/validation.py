@@ -3,9 +3,7 @@
 Each failure is one line naming the key, the bad value and what is allowed.
 """
 
-import difflib
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -85,13 +83,15 @@ def check_writable(path: str, key: str) -> None:
         raise ConfigError(f"{key}={path!r} is not allowed; it is not a writable folder ({err.strerror})") from None
 
 
-def validate_train_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` on the first setting that cannot work."""
+def validate_values(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` on the first setting that cannot work (the output folder aside)."""
+    require_int(cfg, "seed", 0)
     require_int(cfg, "model.latent_dim", 1)
     require_int(cfg, "data.batch_size", 1)
     require_int(cfg, "data.eval_batch_size", 1)
     require_int(cfg, "trainer.max_epochs", 1)
     require_int(cfg, "eval.k", 1)
+    require_int(cfg, "eval.fid_samples", 0)
     require_int(cfg, "model.objective.kl_warmup_steps", 0)
     require_int(cfg, "model.objective.k", 1)
     require_int(cfg, "model.prior.n_components", 1)
@@ -116,6 +116,28 @@ def validate_train_config(cfg: DictConfig) -> None:
     for key in ("model.encoder.activation", "model.decoder.activation"):
         _require_choice(cfg, key, list(ACTIVATIONS))
     check_devices(cfg)
+
+
+def validate_evaluate_values(cfg: DictConfig) -> None:
+    require_int(cfg, "seed", 0)
+    require_int(cfg, "eval.k", 1)
+    require_int(cfg, "eval.fid_samples", 0)
+    check_devices(cfg)
+
+
+def validate_sample_values(cfg: DictConfig) -> None:
+    require_int(cfg, "seed", 0)
+    require_int(cfg, "n", 1)
+    require_int(cfg, "nrow", 1)
+
+
+#: the value checks of each entry point's config
+VALUE_CHECKS = {"train": validate_values, "evaluate": validate_evaluate_values, "sample": validate_sample_values}
+
+
+def validate_train_config(cfg: DictConfig) -> None:
+    """:func:`validate_values`, and the run folder must take files."""
+    validate_values(cfg)
     check_writable(str(_get(cfg, "paths.output_dir")), "paths.output_dir")
 
 
@@ -151,64 +173,3 @@ def setting_paths(cfg: DictConfig, prefix: str = "") -> list[str]:
     return paths
 
 
-def check_setting_names(argv: list[str], config_name: str, conf_dir: Path) -> None:
-    """Every ``key=value`` on the command line must name an existing setting (``+key=value`` adds one)."""
-    from hydra import compose, initialize_config_dir
-
-    groups = config_groups(conf_dir)
-    choices, settings = [], []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if arg.startswith(("-", "+", "~")) or not sep or key.startswith("hydra"):
-            continue
-        if key in groups:
-            choices.append(f"{key}={value.split(',')[0].strip()}")
-        else:
-            settings.append(key)
-    if not settings:
-        return
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3", job_name=config_name):
-        cfg = compose(config_name=config_name, overrides=choices)
-    known = setting_paths(cfg)
-    for key in settings:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}?" if close else "--cfg job lists the settings"
-            raise ConfigError(f"{key} is not a setting; {hint} (+{key}=... adds a new key)")
-
-
-def check_command_line(argv: list[str], config_name: str = "train", conf_dir: Path = CONF_DIR) -> None:
-    """Group choices, setting names, the checkpoint and the output folder, checked before Hydra runs."""
-    groups = config_groups(conf_dir)
-    log_dir = None
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        key = key.lstrip("+~")
-        if arg.startswith("-") or not sep or key.startswith("hydra"):
-            continue
-        if key in groups and not any(mark in value for mark in "()${}"):
-            for choice in (v.strip() for v in value.split(",")):
-                if choice not in groups[key]:
-                    leave_out = f", or ~{key} to leave the group out" if choice == "null" else ""
-                    raise ConfigError(f"{key}={choice!r} is not allowed; use one of {groups[key]}{leave_out}")
-        if key == "paths.log_dir":
-            log_dir = value
-        if key == "ckpt_path" and not Path(value).expanduser().is_file():
-            raise ConfigError(f"ckpt_path={value!r} is not allowed; no such file (give a .ckpt from a run's checkpoints/)")
-    if config_name != "train" and not any(arg.startswith(("-", "ckpt_path=")) for arg in argv):
-        raise ConfigError("ckpt_path is missing; give ckpt_path=RUN/checkpoints/NAME.ckpt")
-    check_setting_names(argv, config_name, conf_dir)
-    if not any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv):  # not --help, --cfg...
-        check_writable(log_dir or str(Path.cwd() / "outputs"), "paths.log_dir")
-
-
-def preflight(argv: list[str], config_name: str) -> None:
-    """For entry points: a bad command line ends here with one line and exit code 2, before Hydra or
-    anything heavy runs (``HYDRA_FULL_ERROR=1`` skips it and shows Hydra's own messages)."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        return
-    try:
-        check_command_line(argv, config_name)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
