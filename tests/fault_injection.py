@@ -29,3 +29,16 @@ class PoisonWeightsAtStep(L.Callback):
         if trainer.global_step == self.step:
             with torch.no_grad():
                 pl_module.encoder.head.weight.fill_(float("nan"))
+
+
+class NaNDecoderBeforeValidation(L.Callback):
+    """Overwrite the decoder's last parameter with NaN before the validation pass of epoch ``epoch``: training
+    stays finite, validation does not."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch and not trainer.sanity_checking:
+            with torch.no_grad():
+                list(pl_module.decoder.parameters())[-1].fill_(float("nan"))

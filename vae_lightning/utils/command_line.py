@@ -39,7 +39,7 @@ def composed_groups(config_name: str, conf_dir: Path) -> set[str] | None:
     """The groups a primary config composes (None: every group of ``conf_dir``)."""
     if config_name == "train":
         return None
-    defaults = OmegaConf.load(conf_dir / f"{config_name}.yaml").get("defaults", [])
+    defaults = OmegaConf.to_container(OmegaConf.load(conf_dir / f"{config_name}.yaml")).get("defaults", [])
     return {next(iter(item)) for item in defaults if isinstance(item, dict)}
 
 
@@ -51,8 +51,8 @@ def check_group_choices(argv: list[str], config_name: str, conf_dir: Path) -> No
             continue
         if allowed_groups is not None and key not in allowed_groups:
             raise ConfigError(
-                f"{key}={value} is not allowed for {config_name}; the model, likelihood and data come from the "
-                "checkpoint (its config is stored in it)"
+                f"{key}={value} is not allowed for {config_name}, which takes {sorted(allowed_groups - {'hydra'})}; "
+                "the model, likelihood and data come from the checkpoint (its config is stored in it)"
             )
         if any(mark in value for mark in "()${}"):
             continue
