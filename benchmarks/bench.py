@@ -62,8 +62,26 @@ def mnist(split: str = "train") -> torch.Tensor:
     """The official MNIST images of a split, uint8 (N, 1, 28, 28)."""
     from vae_lightning.data.sources import load_digits
 
-    digits = load_digits("mnist", DATA_DIR, source="idx", download=False)
+    digits = load_digits("mnist", DATA_DIR, source="auto", download=False)  # raw/ or the wheel's folder
+    assert digits.official, f"the benchmarks need the official MNIST in {DATA_DIR} (make train fetches it)"
     return (digits.train_images if split == "train" else digits.test_images).unsqueeze(1)
+
+
+def torchvision_root() -> Path:
+    """A folder torchvision's ``MNIST`` reads (``ROOT/MNIST/raw``): ``DATA_DIR`` when its raw/ is complete, else a
+    temporary one whose raw/ links to the files the project rebuilt from the wheel."""
+    from vae_lightning.data.sources import SPLIT_FILES, idx_folder, wheel_folder
+
+    names = [name for pair in SPLIT_FILES.values() for name in pair]
+    if all((idx_folder(DATA_DIR, "mnist") / name).is_file() for name in names):
+        return DATA_DIR
+    root = Path(tempfile.gettempdir()) / "vae_lightning_bench_torchvision"
+    raw = idx_folder(root, "mnist")
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if not (raw / name).exists():
+            (raw / name).symlink_to(wheel_folder(DATA_DIR) / name)
+    return root
 
 
 def build_parts():
@@ -105,7 +123,7 @@ def train_torchvision(epochs: int) -> dict:
     import torchvision
     from torch.utils.data import DataLoader
 
-    dataset = torchvision.datasets.MNIST(str(DATA_DIR), train=True, transform=torchvision.transforms.ToTensor())
+    dataset = torchvision.datasets.MNIST(str(torchvision_root()), train=True, transform=torchvision.transforms.ToTensor())
     loader = DataLoader(dataset, batch_size=BATCH, shuffle=True)
     encoder, decoder, likelihood = build_parts()
     # the project's optimizer: this row compares data paths
@@ -284,7 +302,7 @@ def main() -> None:
             runs["plain_unfused"].append(measure_child("plain_unfused"))
             runs["torchvision"].append(measure_child("torchvision"))
             runs["script"].append(launch([sys.executable, str(BENCHMARKS / "plain_vae.py"), "--epochs", str(EPOCHS),
-                                          "--data-dir", str(DATA_DIR)], cwd=work)[0])
+                                          "--data-dir", str(torchvision_root())], cwd=work)[0])
             runs["wandb"].append(project_run(work, "trainer.max_epochs=1", "+trainer.limit_train_batches=5",
                                              "+trainer.limit_val_batches=1", "test=false", "logger=default"))
             runs["import"].append(launch([sys.executable, "-c", "import torch, torchvision"], cwd=work)[0])

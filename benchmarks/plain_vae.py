@@ -5,7 +5,7 @@
 What a user would write without this project (in the style of PyTorch's own VAE example): torchvision's
 MNIST with ToTensor, a shuffled DataLoader of 128, a 784-400-20 MLP encoder and decoder, Bernoulli pixels
 with dynamic binarisation, Adam 1e-3; it trains for --epochs and then runs a test pass (the negative ELBO on
-the 10,000 test images). It reads MNIST's IDX files from DATA_DIR/MNIST/raw (no download).
+the 10,000 test images). It reads MNIST's IDX files from DATA_DIR/MNIST/raw (no download; bench.py points it at them).
 """
 
 import argparse
