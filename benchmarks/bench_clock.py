@@ -26,3 +26,21 @@ class TrainingClock(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         with open(self.path, "w") as file:
             json.dump({"first_step": self.first_step, "epochs": self.epochs}, file)
+
+
+class StepProfiler(L.Callback):
+    """cProfile of the training steps of epoch ``epoch`` only (no start-up, validation or test), to ``path``."""
+
+    def __init__(self, path: str, epoch: int = 1) -> None:
+        import cProfile
+
+        self.path, self.epoch, self.profile = path, epoch, cProfile.Profile()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            self.profile.enable()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx + 1 == trainer.num_training_batches:
+            self.profile.disable()
+            self.profile.dump_stats(self.path)

@@ -13,8 +13,9 @@ repetitions (median reported), every measurement in its own process:
 
 Both time the second of two training epochs of ``STEPS`` steps (validation and start-up excluded): the project
 with ``bench_clock.TrainingClock``, the plain loop with ``time.perf_counter`` around its epoch.
-``--profile`` prints, instead, a cProfile breakdown of the project's tiny-network step: every function that costs
-more than 50 µs a step (cumulative, under the profiler, which inflates Python-heavy code).
+``--profile`` prints, instead, a cProfile breakdown of the project's tiny-network steps (the second epoch, by
+``bench_clock.StepProfiler``): every function that costs more than 50 µs a step (under the profiler, which
+inflates Python-heavy code).
 """
 
 import argparse
@@ -85,7 +86,7 @@ def environment(threads: int) -> dict:
             "PYTHONPATH": str(BENCHMARKS), "VAE_LIGHTNING_DATA_DIR": str(DATA_DIR)}
 
 
-def measure(method: str, setup: str, threads: int, work: Path) -> float:
+def measure(method: str, setup: str, threads: int, work: Path, extra: tuple[str, ...] = ()) -> float:
     """Seconds per training step, in a fresh process."""
     if method == "plain":
         out = subprocess.run([sys.executable, __file__, "--child", setup], cwd=ROOT, env=environment(threads),
@@ -95,7 +96,7 @@ def measure(method: str, setup: str, threads: int, work: Path) -> float:
             raise SystemExit(f"plain {setup} failed:\n{out.stderr[-3000:]}")
         return json.loads(lines[-1].removeprefix("RESULT "))["step_seconds"]
     clock = work / f"clock_{time.time_ns()}.json"
-    out = subprocess.run([sys.executable, "-m", "vae_lightning.train", *project_overrides(setup, work, clock)],
+    out = subprocess.run([sys.executable, "-m", "vae_lightning.train", *project_overrides(setup, work, clock), *extra],
                          cwd=ROOT, env=environment(threads), capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"project {setup} failed:\n{out.stderr[-3000:]}")
@@ -103,21 +104,23 @@ def measure(method: str, setup: str, threads: int, work: Path) -> float:
 
 
 def profile(work: Path) -> None:
-    """cProfile the project's tiny-network run; print what costs more than 50 µs a step."""
+    """cProfile the training steps of the project's tiny-network run (second epoch only); print every function
+    that costs more than 50 µs a step."""
     import pstats
 
     stats_file = work / "step.prof"
-    clock = work / "clock.json"
-    subprocess.run([sys.executable, "-m", "cProfile", "-o", str(stats_file), "-m", "vae_lightning.train",
-                    *project_overrides("tiny", work, clock)], cwd=ROOT, env=environment(1), check=True,
+    overrides = [*project_overrides("tiny", work, work / "clock.json"),
+                 "+callbacks.step_profiler._target_=bench_clock.StepProfiler", f"+callbacks.step_profiler.path={stats_file}"]
+    subprocess.run([sys.executable, "-m", "vae_lightning.train", *overrides], cwd=ROOT, env=environment(1), check=True,
                    capture_output=True)
-    steps = 2 * STEPS
+    stats = pstats.Stats(str(stats_file))
     rows = []
-    for (filename, line, name), (_, calls, tottime, cumtime, _) in pstats.Stats(str(stats_file)).stats.items():
-        if calls >= steps * 0.9 and cumtime / steps > 50e-6:
+    for (filename, line, name), (_, calls, tottime, cumtime, _) in stats.stats.items():
+        if cumtime / STEPS > 50e-6:
             where = filename.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
-            rows.append((cumtime / steps * 1e6, tottime / steps * 1e6, calls / steps, f"{where}:{line}({name})"))
-    print(f"| µs a step (cumulative) | µs a step (own) | calls a step | function |\n|---:|---:|---:|---|")
+            rows.append((cumtime / STEPS * 1e6, tottime / STEPS * 1e6, calls / STEPS, f"{where}:{line}({name})"))
+    print(f"{stats.total_tt / STEPS * 1e6:.0f} µs a step in all, under the profiler\n")
+    print("| µs a step (cumulative) | µs a step (own) | calls a step | function |\n|---:|---:|---:|---|")
     for cumulative, own, calls, name in sorted(rows, reverse=True):
         print(f"| {cumulative:.0f} | {own:.0f} | {calls:.1f} | `{name}` |")
 

@@ -3,8 +3,11 @@
 Writes into the sweep folder: ``report.csv`` and ``report.md`` (every job's overrides, status, what its
 likelihood is a probability of, final metrics, and its rank within its comparison group), ``report_nll.png``
 (the group's metric against the first numeric swept key, one line per combination of the other swept keys,
-one panel per group), ``report_test_kl.png`` and ``report_samples.png`` (each job's last prior samples, side
-by side). Jobs are ranked only against jobs whose numbers measure the same thing (see COMPARISON_GROUPS).
+one panel per group; repeated seeds as a mean with a 95% error bar), ``report_test_kl.png``, ``report_curves.png``
+(every job's val/loss against epoch, one panel per group) and ``report_samples.png`` (each job's last prior
+samples, side by side). Jobs are ranked only against jobs whose numbers measure the same thing (see
+COMPARISON_GROUPS); with ``seed`` swept (``-m ... seed=1,2,3``), configurations are also ranked by their mean over
+seeds, and neighbours whose paired difference is not distinguishable from 0 are named as tied.
 """
 
 import csv
@@ -17,6 +20,8 @@ from typing import Any
 import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from vae_lightning.evaluation.seed_statistics import Summary, compare, summarise
 
 REPORT_METRICS = ("test/bits_per_dim", "test/nll_iw", "test/loss", "test/kl", "test/active_units", "val/loss")
 
@@ -145,6 +150,57 @@ def ranking_text(jobs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+SEED_KEY = "seed"
+
+
+def configuration(job: dict[str, Any], keys: list[str]) -> str:
+    """The job's swept settings other than its seed."""
+    return settings(job, [k for k in keys if k != SEED_KEY]) or "(one configuration)"
+
+
+def seed_rankings(jobs: list[dict[str, Any]]) -> dict[str, list[tuple[str, Summary, dict[int, float]]]]:
+    """Per comparison group: (configuration, summary over seeds, value by seed), best mean first. Empty unless
+    the sweep ran some configuration with more than one seed."""
+    keys = swept_keys(jobs)
+    if SEED_KEY not in keys:
+        return {}
+    by_group: dict[str, dict[str, dict[int, float]]] = {}
+    for name, members in rankings(jobs).items():
+        metric = members[0]["group"][1]
+        for job in members:
+            seed = int(as_number(job["overrides"].get(SEED_KEY)) or 0)
+            by_group.setdefault(name, {}).setdefault(configuration(job, keys), {})[seed] = job["metrics"][metric]
+    return {
+        name: sorted(((label, summarise(list(v.values())), v) for label, v in configs.items()), key=lambda c: c[1].mean)
+        for name, configs in by_group.items()
+    }
+
+
+def seed_text(jobs: list[dict[str, Any]]) -> list[str]:
+    """A section per comparison group: mean, spread and 95% interval over seeds, and for each configuration
+    whether it can be told apart from the next one in the ranking."""
+    lines = []
+    for name, configs in seed_rankings(jobs).items():
+        metric = next(job["group"][1] for job in jobs if job["group"][0] == name)
+        rows = []
+        for rank, (label, summary, values) in enumerate(configs, 1):
+            low, high = summary.interval
+            against = compare(values, configs[rank][2]).describe() if rank < len(configs) else ""
+            rows.append([str(rank), label, str(summary.n), format_value(summary.mean), format_value(summary.sd),
+                         f"{format_value(low)} .. {format_value(high)}" if summary.n > 1 else "one seed", against])
+        lines += [
+            f"## Over seeds: {name}, by {metric} (lower is better)",
+            "",
+            "Mean over the seeds of each configuration, its standard deviation and the 95% t-interval of the mean; "
+            "'against the next' is a paired t-interval of the difference over the seeds both ran: where it "
+            "includes 0 the two are tied.",
+            "",
+            markdown_table(["rank", "configuration", "seeds", "mean", "sd", "95% interval", "against the next"], rows),
+            "",
+        ]
+    return lines
+
+
 def _pyplot():
     import matplotlib
 
@@ -154,28 +210,34 @@ def _pyplot():
     return plt
 
 
-def _lines(
-    jobs: list[dict[str, Any]], metric: str, keys: list[str] | None = None
-) -> tuple[str, dict[str, list[tuple[float, float]]]] | None:
-    """(x key, {label: points}): metric against the first numeric swept key, a line per other setting."""
-    keys = keys or swept_keys(jobs)
+Points = dict[str, list[tuple[float, float, float]]]
+
+
+def _lines(jobs: list[dict[str, Any]], metric: str, keys: list[str] | None = None) -> tuple[str, Points] | None:
+    """(x key, {label: [(x, mean, 95% half-width)]}): metric against the first numeric swept key (the seed
+    aside), a line per other setting; repeated seeds become a mean with an error bar."""
+    keys = [k for k in (keys or swept_keys(jobs)) if k != SEED_KEY]
     numeric = [k for k in keys if all(as_number(j["overrides"].get(k)) is not None for j in jobs)]
-    done = [j for j in jobs if metric in j["metrics"]]
+    done = [j for j in jobs if math.isfinite(j["metrics"].get(metric, math.nan))]
     if not numeric or not done:
         return None
     x_key, others = numeric[0], [k for k in keys if k != numeric[0]]
-    lines: dict[str, list[tuple[float, float]]] = {}
+    values: dict[tuple[str, float], list[float]] = {}
     for job in done:
         label = settings(job, others) or metric
-        lines.setdefault(label, []).append((as_number(job["overrides"][x_key]), job["metrics"][metric]))
+        values.setdefault((label, as_number(job["overrides"][x_key])), []).append(job["metrics"][metric])
+    lines: Points = {}
+    for (label, x), ys in values.items():
+        summary = summarise(ys)
+        lines.setdefault(label, []).append((x, summary.mean, summary.half_width if summary.n > 1 else 0.0))
     return x_key, lines
 
 
-def _draw(ax, x_key: str, lines: dict[str, list[tuple[float, float]]], ylabel: str, title: str = "") -> None:
+def _draw(ax, x_key: str, lines: Points, ylabel: str, title: str = "") -> None:
     for label, points in sorted(lines.items()):
-        xs, ys = zip(*sorted(points))
-        ax.plot(xs, ys, marker="o", label=label)
-    xs = [x for points in lines.values() for x, _ in points]
+        xs, ys, errors = zip(*sorted(points))
+        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=label)
+    xs = [x for points in lines.values() for x, _, _ in points]
     if min(xs) > 0 and max(xs) >= 10 * min(xs):  # latent sizes such as 2, 10, 50
         ax.set_xscale("log")
         ax.set_xticks(sorted(set(xs)), [f"{x:g}" for x in sorted(set(xs))])
@@ -225,6 +287,43 @@ def plot_nll(jobs: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def learning_curve(job_dir: Path, metric: str = "val/loss") -> list[tuple[int, float]]:
+    """(epoch, value) of ``metric`` from a job's ``csv/metrics.csv`` (empty without one)."""
+    path = job_dir / "csv" / "metrics.csv"
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row.get(metric) not in (None, "")]
+    return [(int(float(row["epoch"])), float(row[metric])) for row in rows]
+
+
+def plot_curves(jobs: list[dict[str, Any]], sweep_dir: Path, path: Path) -> bool:
+    """val/loss against epoch for every job, one panel per comparison group: is a ranking still moving?"""
+    keys = swept_keys(jobs)
+    panels: dict[str, list[tuple[str, list[tuple[int, float]]]]] = {}
+    for job in jobs:
+        curve = learning_curve(sweep_dir / job["job"])
+        if len(curve) > 1:
+            panels.setdefault(job["group"][0], []).append((f"{job['job']}: {settings(job, keys)}", curve))
+    if not panels:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), dpi=120, squeeze=False)
+    for ax, (name, curves) in zip(axes[0], sorted(panels.items())):
+        for label, curve in curves:
+            epochs, values = zip(*curve)
+            ax.plot(epochs, values, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("val/loss (nats)")
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def plot_samples(jobs: list[dict[str, Any]], sweep_dir: Path, path: Path) -> bool:
     plt = _pyplot()
     import matplotlib.image as mpimg
@@ -262,6 +361,7 @@ def write_report(sweep_dir: str | Path) -> tuple[str, list[str], list[list[str]]
     for name, draw in (
         ("report_nll.png", lambda path: plot_nll(jobs, path)),
         ("report_test_kl.png", lambda path: plot_metric(jobs, "test/kl", path)),
+        ("report_curves.png", lambda path: plot_curves(jobs, sweep_dir, path)),
         ("report_samples.png", lambda path: plot_samples(jobs, sweep_dir, path)),
     ):
         if draw(sweep_dir / name):
@@ -276,6 +376,7 @@ def write_report(sweep_dir: str | Path) -> tuple[str, list[str], list[list[str]]
             markdown_table(header, rows),
             "",
             *ranking_text(jobs),
+            *seed_text(jobs),
             *(f"![{name}]({name})" for name in made),
         ]
     )

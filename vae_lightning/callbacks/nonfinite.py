@@ -1,8 +1,10 @@
 """Stop training when a loss term or a validation metric stops being a number, before it can be checkpointed."""
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from vae_lightning.errors import NonFiniteLossError
@@ -19,9 +21,10 @@ def checkpoint_left(trainer: L.Trainer) -> str:
 
 
 class NonFiniteLossGuard(L.Callback):
-    """Every ``check_every_n_steps`` training steps (and at each epoch end) read the module's on-device record
-    of non-finite loss terms, and after each validation pass its metrics; stop with the step or epoch and the
-    metric that went bad.
+    """Every ``check_every_n_steps`` training steps (and before each validation and at each epoch end) look at
+    the loss terms of the steps since the last check (the per-example ``recon`` and ``kl`` the training step
+    returns, kept as they are: no host sync in between), and after each validation pass at its metrics; stop with
+    the first step or the epoch and the metric that went bad.
 
     Lightning runs checkpoint callbacks after every other callback, so a model whose loss or validation
     metric is not finite is never saved, as ``best`` or at all.
@@ -33,19 +36,30 @@ class NonFiniteLossGuard(L.Callback):
                 f"callbacks.nonfinite_guard.check_every_n_steps={check_every_n_steps} is not allowed; use >= 1"
             )
         self.check_every_n_steps = check_every_n_steps
+        self._pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []
 
-    def _check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        report = pl_module.nonfinite_report()
-        if report is not None:
-            raise NonFiniteLossError(f"{report}; stopped ({checkpoint_left(trainer)})")
+    def _check(self, trainer: L.Trainer) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        sums = torch.stack([torch.stack([recon.sum(), kl.sum()]) for _, recon, kl in pending])
+        finite = torch.isfinite(sums).tolist()  # the one host sync
+        for (step, _, _), (recon_ok, kl_ok) in zip(pending, finite):
+            if not (recon_ok and kl_ok):
+                terms = [name for name, ok in (("train/recon", recon_ok), ("train/kl", kl_ok)) if not ok]
+                raise NonFiniteLossError(
+                    f"{' and '.join(terms)} became non-finite at step {step}; stopped ({checkpoint_left(trainer)})"
+                )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if isinstance(outputs, Mapping) and "recon" in outputs and "kl" in outputs:
+            self._pending.append((trainer.global_step - 1, outputs["recon"], outputs["kl"]))
         if trainer.global_step % self.check_every_n_steps == 0:
-            self._check(trainer, pl_module)
+            self._check(trainer)
 
     def on_validation_start(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
-            self._check(trainer, pl_module)
+            self._check(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         metrics = {k: v for k, v in scalar_metrics(trainer.callback_metrics).items() if k.startswith("val/")}
@@ -55,4 +69,4 @@ class NonFiniteLossGuard(L.Callback):
             raise NonFiniteLossError(f"{bad} became non-finite {when}; stopped ({checkpoint_left(trainer)})")
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._check(trainer, pl_module)
+        self._check(trainer)

@@ -18,9 +18,11 @@ def to_model_input(pixels: torch.Tensor, mode: str, generator: torch.Generator |
         return grey
     if mode == "static":
         return (grey > 0.5).float()
+    if mode == "dynamic" and generator is None:  # training batches: one kernel, on every step
+        return torch.bernoulli(grey)
     device = pixels.device
     noise = torch.rand(pixels.shape, generator=generator, device=device if generator is None else "cpu").to(device)
-    if mode == "dynamic":
+    if mode == "dynamic":  # the fixed draw of the evaluation sets (from a seeded generator)
         return (noise < grey).float()
     if mode == "dequantize":
         return (pixels.float() + noise) / 256.0

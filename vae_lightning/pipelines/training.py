@@ -1,5 +1,6 @@
 """The training pipeline behind ``python -m vae_lightning.train``."""
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    cheap_cuda_checks_without_gpus()
 
     config = resolved_config(cfg)
     config["data_info"] = datamodule.info
@@ -72,7 +74,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             started = time.perf_counter()
             trainer.fit(fit_model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
             seconds = {"fit": time.perf_counter() - started}
-            metrics = scalar_metrics(trainer.callback_metrics)
+            metrics = dict(sorted({**model.training_metrics, **scalar_metrics(trainer.callback_metrics)}.items()))
             if cfg.get("test"):
                 started = time.perf_counter()
                 best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -89,6 +91,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     finally:
         finish_wandb_runs(trainer.loggers, failed=failed)
     return metrics
+
+
+def cheap_cuda_checks_without_gpus() -> None:
+    """Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (so that a fork after it cannot meet an
+    initialised CUDA). With it, and no GPU, every ``torch.cuda.is_available()`` loads the NVML library again,
+    and torch's Adam asks on every step: 40-100 µs a step on a CPU (``benchmarks/README.md``). Where NVML sees
+    no GPU there is no CUDA to protect, so the plain check (one cached driver query) is used instead."""
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 
 
 @on_rank_zero
