@@ -1,5 +1,6 @@
 """What every trained model gets after its test pass: pictures and the Frechet distance."""
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,12 @@ from vae_lightning.evaluation.pictures import write_pictures
 from vae_lightning.utils.images import log_image
 
 
-def classifier_key(data_info: dict[str, Any]) -> str:
+def classifier_key(data_info: dict[str, Any], train_images: torch.Tensor) -> str:
+    """Names the data the classifier learnt from, its content included: the cache is shared by every working
+    folder, so two data sets with the same name and size must not share a classifier."""
     origin = "official" if data_info.get("official_mnist") else data_info["source"]
-    return f"{data_info['name']}_{origin}_{data_info['n_train']}"
+    levels = (train_images * 255).round().to(torch.uint8).numpy().tobytes()
+    return f"{data_info['name']}_{origin}_{data_info['n_train']}_{hashlib.blake2b(levels, digest_size=6).hexdigest()}"
 
 
 @torch.no_grad()
@@ -28,7 +32,7 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int) -> 
     """Frechet distance (classifier features) between n prior samples and the grey-level test images."""
     train_x, train_y = datamodule.grey("train")
     test_x, test_y = datamodule.grey("test")
-    classifier = cached_classifier(cache_dir, classifier_key(datamodule.info), train_x, train_y)
+    classifier = cached_classifier(cache_dir, classifier_key(datamodule.info, train_x), train_x, train_y)
     generator = torch.Generator().manual_seed(0)
     samples = torch.cat(
         [model.sample_images(min(1000, n_samples - i), generator=generator).cpu() for i in range(0, n_samples, 1000)]

@@ -43,6 +43,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     checkpoint = read_checkpoint(cfg.ckpt_path, for_training=True) if cfg.get("ckpt_path") else None
     output_dir = Path(cfg.paths.output_dir)
     log.info("run folder: %s", output_dir)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     model = build_model(cfg)

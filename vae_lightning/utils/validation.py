@@ -86,6 +86,7 @@ def check_writable(path: str, key: str) -> None:
 def validate_values(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` on the first setting that cannot work (the output folder aside)."""
     require_int(cfg, "seed", 0)
+    require_int(cfg, "threads", 1)
     require_int(cfg, "model.latent_dim", 1)
     require_int(cfg, "data.batch_size", 1)
     require_int(cfg, "data.eval_batch_size", 1)
