@@ -44,8 +44,9 @@ SETUPS = {
 
 def plain_loop(setup: str) -> dict:
     """The floor: in-memory uint8 images, a permutation, indexing, dynamic binarisation, analytic KL, fused Adam."""
+    from bench import vae_step
+
     from vae_lightning.data.sources import load_digits
-    from vae_lightning.models.diagonal_normal import clamp_logvar, kl_to_standard_normal, reparameterise
     from vae_lightning.models.likelihoods import BernoulliLikelihood
     from vae_lightning.models.networks import MLPDecoder, MLPEncoder
 
@@ -61,14 +62,7 @@ def plain_loop(setup: str) -> dict:
         order = torch.randperm(len(images))[: STEPS * BATCH].split(BATCH)
         started = time.perf_counter()
         for index in order:
-            x = torch.bernoulli(images[index].float() / 255)
-            mu, logvar = encoder(x)
-            logvar = clamp_logvar(logvar)
-            recon = -likelihood.log_prob(decoder(reparameterise(mu, logvar)), x)
-            loss = (recon + kl_to_standard_normal(mu, logvar).sum(-1)).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            vae_step(encoder, decoder, likelihood, optimizer, torch.bernoulli(images[index].float() / 255))
         seconds.append(time.perf_counter() - started)
     return {"step_seconds": seconds[-1] / STEPS}
 

@@ -161,3 +161,23 @@ def test_submitit_local_launcher_runs_jobs_in_parallel_processes(tmp_path):
     sweep = only_sweep(tmp_path)
     assert [r["status"] for r in report_rows(sweep)] == ["completed", "completed"]
     assert list(sweep.glob(".submitit/*/*_log.out"))  # the jobs really went through submitit
+
+
+def log_span(job: Path) -> tuple[str, str]:
+    """(first, last) time stamp of a job's train.log lines ('[2026-11-26 01:09:13,658][...')."""
+    stamps = [line[1:24] for line in (job / "train.log").read_text().splitlines() if line.startswith("[20")]
+    return stamps[0], stamps[-1]
+
+
+@pytest.mark.slow
+def test_joblib_launcher_runs_jobs_side_by_side_with_one_thread_each(tmp_path):
+    result = run_module(
+        "vae_lightning.train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1",
+        "model.latent_dim=2,3", *FAST, "logger=local", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = only_sweep(tmp_path)
+    assert [r["status"] for r in report_rows(sweep)] == ["completed", "completed"]
+    (start_0, end_0), (start_1, end_1) = log_span(sweep / "0"), log_span(sweep / "1")
+    assert start_1 < end_0 and start_0 < end_1  # the two jobs ran at the same time
+    assert all(json.loads((sweep / j / "metrics.json").read_text())["metrics"]["test/nll_iw"] > 0 for j in "01")
