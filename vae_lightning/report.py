@@ -241,6 +241,7 @@ def _draw(ax, x_key: str, lines: Points, ylabel: str, title: str = "") -> None:
     if min(xs) > 0 and max(xs) >= 10 * min(xs):  # latent sizes such as 2, 10, 50
         ax.set_xscale("log")
         ax.set_xticks(sorted(set(xs)), [f"{x:g}" for x in sorted(set(xs))])
+        ax.minorticks_off()  # the log axis's minor labels (3x10^0, ...) would overlap the swept values
     ax.set_xlabel(x_key)
     ax.set_ylabel(ylabel)
     if title:
