@@ -258,3 +258,12 @@ def test_a_read_only_data_folder_is_one_line(tmp_path):
         f"error: paths.data_dir='{data}' is not allowed; {data}/MNIST cannot be written (Read-only file system): "
         f"set VAE_LIGHTNING_DATA_DIR to a writable folder, or put the IDX files in {data}/MNIST/raw/"
     )
+
+
+def test_resume_with_a_checkpoint_too_is_refused_before_a_folder_is_made(finished_run, tmp_path):
+    result = run_module("vae_lightning.train", f"resume={finished_run}",
+                        f"ckpt_path={finished_run / 'checkpoints' / 'last.ckpt'}", f"paths.log_dir={tmp_path}")
+    assert one_line_refusal(result) == (
+        "error: ckpt_path is not allowed with resume=; resume takes the run's newest checkpoint"
+    )
+    assert not (tmp_path / "runs").exists()

@@ -65,6 +65,8 @@ def resumed_argv(argv: list[str]) -> list[str]:
     run_dir = resume_dir(argv)
     if run_dir is None:
         return argv
+    if any(arg.split("=", 1)[0].lstrip("+") == "ckpt_path" for arg in argv):
+        raise ConfigError("ckpt_path is not allowed with resume=; resume takes the run's newest checkpoint")
     flags = [arg for arg in argv if arg.startswith("-")]
     typed = [arg for arg in argv if not arg.startswith("-")]
     typed_keys = {_key(o) for o in _parse(typed)}
