@@ -20,6 +20,7 @@ class CheckpointOnInterrupt(L.Callback):
 
     def __init__(self, dirpath: str, run_dir: str) -> None:
         self.dirpath, self.run_dir = Path(dirpath), run_dir
+        self._trainer: L.Trainer | None = None  # the running fit, for the SIGINT handler
         self._previous_handler = None
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:

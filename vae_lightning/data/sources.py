@@ -50,17 +50,17 @@ class DigitData:
         )
 
 
-def present_idx_files(folder: Path) -> list[str]:
-    """The names of the IDX files (plain or .gz) present in ``folder``."""
-    stems = [stem for stems in SPLIT_FILES.values() for stem in stems]
-    return [path.name for stem in stems for path in (folder / stem, folder / f"{stem}.gz") if path.is_file()]
-
-
 def _find_idx_file(folder: Path, stem: str) -> Path | None:
     for candidate in (folder / stem, folder / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
     return None
+
+
+def present_idx_files(folder: Path) -> list[str]:
+    """The names of the IDX files (plain or .gz, one per file) present in ``folder``."""
+    found = (_find_idx_file(folder, stem) for stems in SPLIT_FILES.values() for stem in stems)
+    return [path.name for path in found if path is not None]
 
 
 def _idx_files(folder: Path) -> dict[str, tuple[Path, Path]] | None:
@@ -241,8 +241,9 @@ def load_digits(dataset: str, data_dir: str | Path, source: str = "auto", downlo
             if source != "auto":
                 raise DataSourceError(f"{_missing_message(dataset, source, data_dir)} ({err})") from err
             log.info("data source %s unavailable: %s", candidate, err)
-            if candidate == "idx" and partial_folder_message(idx_folder(data_dir, dataset)):
-                log.warning("%s: not used, and nothing is written there", partial_folder_message(idx_folder(data_dir, dataset)))
+            partial = partial_folder_message(idx_folder(data_dir, dataset)) if candidate == "idx" else None
+            if partial:
+                log.warning("%s: not used, and nothing is written there", partial)
             failures.append(f"{candidate}: {err}")
     raise DataSourceError(
         f"no source for data.name={dataset} (tried {'; '.join(failures)}); "

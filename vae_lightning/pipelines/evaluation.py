@@ -8,10 +8,9 @@ from omegaconf import DictConfig
 
 from vae_lightning.checkpoints import load_model
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
-from vae_lightning.errors import NonFiniteLossError
 from vae_lightning.evaluation.final import final_evaluation
 from vae_lightning.utils.ddp import ddp_job
-from vae_lightning.utils.run_files import format_metrics, nonfinite_names, scalar_metrics, write_json
+from vae_lightning.utils.run_files import format_metrics, raise_if_nonfinite, scalar_metrics, write_json
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -30,9 +29,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         trainer.test(model, datamodule=datamodule, verbose=False)
         metrics.update(scalar_metrics(trainer.callback_metrics))
         metrics.update(final_evaluation(cfg, model, datamodule, output_dir) or {})
-        bad = nonfinite_names(metrics)
-        if bad:
-            raise NonFiniteLossError(f"{bad} became non-finite in the evaluation of {cfg.ckpt_path}")
+        raise_if_nonfinite(metrics, f"in the evaluation of {cfg.ckpt_path}")
         report(cfg, output_dir, metrics, model, datamodule.info)
     return metrics
 

@@ -13,7 +13,6 @@ from omegaconf import DictConfig
 from vae_lightning.checkpoints import load_weights, read_checkpoint
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import describe_data
-from vae_lightning.errors import NonFiniteLossError
 from vae_lightning.evaluation.final import final_evaluation
 from vae_lightning.loggers import finish_wandb_runs
 from vae_lightning.models.build import build_model
@@ -22,7 +21,7 @@ from vae_lightning.utils.instantiators import instantiate_group
 from vae_lightning.utils.resume import apply_resume, check_same_data
 from vae_lightning.utils.run_files import (
     format_metrics,
-    nonfinite_names,
+    raise_if_nonfinite,
     resolved_config,
     scalar_metrics,
     wandb_sync_hint,
@@ -85,9 +84,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 metrics.update(final_evaluation(cfg, trainer.lightning_module, datamodule, output_dir, trainer) or {})
                 seconds["test"] = time.perf_counter() - started
             metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
-            bad = nonfinite_names({name: value for name, value in metrics.items() if name.startswith("test/")})
-            if bad:
-                raise NonFiniteLossError(f"{bad} became non-finite in the test pass; stopped (no metrics.json written)")
+            tested = {name: value for name, value in metrics.items() if name.startswith("test/")}
+            raise_if_nonfinite(tested, "in the test pass; stopped (no metrics.json written)")
             finish(trainer, output_dir, metrics, datamodule.info, seconds, cfg.eval)
         failed = False
     finally:

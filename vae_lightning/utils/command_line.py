@@ -158,13 +158,13 @@ def check_command_line(argv: list[str], config_name: str = "train", conf_dir: Pa
     overrides = [arg for arg in argv if _is_override(arg)]
     informational = any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv)  # --help, --cfg
     variants = sweep_variants(overrides)
+    run_dir = resume_dir(argv) if config_name == "train" else None
     for number, variant in enumerate(variants):
         cfg = compose_config(config_name, conf_dir, variant)
         if number == 0:
             check_setting_names(overrides, cfg)
         if not informational:
             VALUE_CHECKS[config_name](cfg)
-            run_dir = resume_dir(argv) if config_name == "train" else None
             if run_dir is not None:
                 check_unchanged(cfg, run_dir)
     if informational:

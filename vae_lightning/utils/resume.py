@@ -26,6 +26,8 @@ CHANGEABLE_ON_RESUME = (
     "model.optimizer", "model.scheduler", "model.iw_samples", "model.iw_chunk_elements",
     "data.data_dir", "data.download", "data.source", "data.eval_batch_size", "data.on_device",
 )
+#: the refusal of ``resume=`` together with ``ckpt_path=`` (on the command line, and for ``train(cfg)`` called directly)
+RESUME_WITH_CHECKPOINT = "ckpt_path is not allowed with resume=; resume takes the run's newest checkpoint"
 #: overrides of the earlier run that are not carried over (this command line decides them)
 NOT_CARRIED = ("resume", "ckpt_path", "hydra")
 
@@ -66,7 +68,7 @@ def resumed_argv(argv: list[str]) -> list[str]:
     if run_dir is None:
         return argv
     if any(arg.split("=", 1)[0].lstrip("+") == "ckpt_path" for arg in argv):
-        raise ConfigError("ckpt_path is not allowed with resume=; resume takes the run's newest checkpoint")
+        raise ConfigError(RESUME_WITH_CHECKPOINT)
     flags = [arg for arg in argv if arg.startswith("-")]
     typed = [arg for arg in argv if not arg.startswith("-")]
     typed_keys = {_key(o) for o in _parse(typed)}
@@ -127,7 +129,7 @@ def apply_resume(cfg: DictConfig) -> None:
     run_dir = Path(str(cfg.resume)).expanduser()
     earlier_overrides(run_dir)  # a run folder with its command line
     if cfg.get("ckpt_path"):
-        raise ConfigError("ckpt_path is not allowed with resume=; resume takes the run's newest checkpoint")
+        raise ConfigError(RESUME_WITH_CHECKPOINT)
     check_unchanged(cfg, run_dir)
     checkpoint = newest_checkpoint(run_dir)
     with open_dict(cfg):

@@ -8,6 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.console import on_rank_zero
+from vae_lightning.errors import NonFiniteLossError
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
@@ -27,6 +28,13 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 def nonfinite_names(metrics: dict[str, float]) -> str:
     """'val/loss (inf) and val/recon (nan)' for the values that are not finite numbers ('' if none)."""
     return " and ".join(f"{name} ({value})" for name, value in metrics.items() if not math.isfinite(value))
+
+
+def raise_if_nonfinite(metrics: dict[str, float], when: str) -> None:
+    """NonFiniteLossError naming every value of ``metrics`` that is not a finite number, and ``when``."""
+    bad = nonfinite_names(metrics)
+    if bad:
+        raise NonFiniteLossError(f"{bad} became non-finite {when}")
 
 
 def strict_json(payload: Any, where: str = "", notes: dict[str, str] | None = None) -> Any:
