@@ -1,0 +1,91 @@
+"""Result tables over seeds: run a Hydra sweep (two jobs side by side, one torch thread each) once, then summarise
+each configuration's jobs, which differ only in seed, as mean ± sd with a 95% t-interval.
+
+A sweep whose folder already holds a completed job for every combination is not run again, so a table can be
+re-made from its jobs (``--report-only``), and an interrupted script picks up the sweeps it had not finished.
+"""
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from vae_lightning.evaluation.seed_statistics import Summary, summarise
+from vae_lightning.report import job_dirs, read_job
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "outputs" / "results"
+SIDE_BY_SIDE = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1", "logger=local"]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One command: ``python -m vae_lightning.train -m`` + the side-by-side settings + ``overrides``."""
+
+    name: str
+    overrides: list[str]
+
+    @property
+    def folder(self) -> Path:
+        return RESULTS_DIR / self.name
+
+    @property
+    def jobs(self) -> int:
+        count = 1
+        for override in self.overrides:
+            count *= len(override.split("=", 1)[1].split(","))
+        return count
+
+    def command(self) -> str:
+        return " ".join(["python -m vae_lightning.train -m", *SIDE_BY_SIDE, *self.overrides])
+
+    def done(self) -> bool:
+        if not self.folder.is_dir():
+            return False
+        completed = [job for job in map(read_job, job_dirs(self.folder)) if job["status"] == "completed"]
+        return len(completed) == self.jobs
+
+    def run(self) -> None:
+        if self.done():
+            print(f"{self.name}: all {self.jobs} jobs already completed in {self.folder}", flush=True)
+            return
+        if self.folder.exists():
+            sys.exit(f"{self.folder} holds an unfinished sweep: move it away to run it again")
+        print(f"{self.name}: {self.command()}", flush=True)
+        arguments = [*SIDE_BY_SIDE, *self.overrides, f"hydra.sweep.dir={self.folder}"]
+        result = subprocess.run([sys.executable, "-m", "vae_lightning.train", "-m", *arguments], cwd=ROOT)
+        if result.returncode != 0:
+            sys.exit(f"{self.name}: the sweep failed (exit {result.returncode}); see {self.folder}")
+
+
+def configurations(sweep: Sweep) -> dict[str, list[dict]]:
+    """The sweep's completed jobs by configuration (its overrides other than the seed), each with its
+    ``metrics.json`` contents and its wall times (``fit_seconds`` to the last checkpoint, ``total_seconds``)."""
+    grouped: dict[str, list[dict]] = {}
+    for job_dir in job_dirs(sweep.folder):
+        job = read_job(job_dir)
+        saved = json.loads((job_dir / "metrics.json").read_text())
+        if not saved["data"]["official_mnist"]:
+            sys.exit(f"{job_dir} did not train on the official MNIST")
+        started = (job_dir / ".hydra" / "config.yaml").stat().st_mtime
+        job["fit_seconds"] = (job_dir / "checkpoints" / "last.ckpt").stat().st_mtime - started
+        job["total_seconds"] = (job_dir / "metrics.json").stat().st_mtime - started
+        job["saved"] = saved
+        label = ", ".join(f"{k}={v}" for k, v in job["overrides"].items() if k != "seed")
+        grouped.setdefault(label, []).append(job)
+    return grouped
+
+
+def over_seeds(jobs: list[dict], metric: str) -> Summary:
+    return summarise([job["metrics"][metric] for job in jobs])
+
+
+def mean_sd(summary: Summary, digits: int = 2) -> str:
+    """``mean ± sd`` over the seeds, or the one value."""
+    return f"{summary.mean:.{digits}f} ± {summary.sd:.{digits}f}" if summary.n > 1 else f"{summary.mean:.{digits}f}"
+
+
+def interval(summary: Summary, digits: int = 2) -> str:
+    low, high = summary.interval
+    return f"{low:.{digits}f} .. {high:.{digits}f}" if summary.n > 1 else "one seed"
