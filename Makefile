@@ -31,9 +31,10 @@ test: lint  ## lint, then the default test suite (under ~10 minutes on 2 CPU cor
 test-all: lint  ## lint, then every test, slow ones included (CI)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench:  ## speed and memory vs a plain loop, torchvision, a single-file script; per-step overhead (benchmarks/README.md)
+bench:  ## speed and memory vs a plain loop, torchvision, a single-file script; per-step and per-sweep overhead (benchmarks/README.md)
 	$(PY) benchmarks/bench.py
 	$(PY) benchmarks/step_overhead.py
+	$(PY) benchmarks/sweep_overhead.py
 
 figures:  ## regenerate the README's pictures in docs/figures from two fresh runs
 	$(PY) docs/make_figures.py

@@ -45,9 +45,15 @@ def test_train_writes_the_promised_run_folder(tmp_path):
     assert len(wandb_runs) == 1 and list(wandb_runs[0].glob("run-*.wandb"))
     assert f"wandb sync {wandb_runs[0]}" in result.stdout
 
-    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    saved = json.loads((run / "metrics.json").read_text())
+    metrics = saved["metrics"]
     assert metrics["test/nll_iw"] <= metrics["test/loss"] + 1.0
     assert json.loads((run / "status.json").read_text())["status"] == "completed"
+    # where the wall time went, part by part (debug=fast has no Frechet distance)
+    assert list(saved["seconds"]) == ["setup", "fit", "test", "pictures"]
+    assert all(0 < value < 600 for value in saved["seconds"].values())
+    time_line = next(line for line in result.stdout.splitlines() if line.strip().startswith("time: set-up"))
+    assert ", training " in time_line and ", test pass " in time_line and "k = 10 importance samples" in time_line
 
 
 def test_help_lists_the_config_groups():

@@ -17,6 +17,7 @@ from vae_lightning.evaluation.frechet import (
 )
 from vae_lightning.evaluation.pictures import write_pictures
 from vae_lightning.utils.images import log_image
+from vae_lightning.utils.stopwatch import Stopwatch
 
 
 def classifier_key(data_info: dict[str, Any], train_images: torch.Tensor) -> str:
@@ -42,15 +43,24 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int) -> 
 
 
 @on_rank_zero
-def final_evaluation(cfg: DictConfig, model, datamodule, out_dir: Path, trainer=None) -> dict[str, float]:
+def final_evaluation(
+    cfg: DictConfig, model, datamodule, out_dir: Path, trainer=None, clock: Stopwatch | None = None
+) -> dict[str, float]:
     """After a test pass (rank 0 only): pictures into ``out_dir/pictures`` and, with ``cfg.eval.fid_samples``
-    > 0, the sample-quality metrics; with a ``trainer`` the images and metrics also go to its loggers."""
+    > 0, the sample-quality metrics; with a ``trainer`` the images and metrics also go to its loggers; with a
+    ``clock`` the time of each goes to its ``pictures`` and ``frechet`` laps."""
+    clock = clock or Stopwatch()
     n_fid_samples = cfg.eval.fid_samples
     was_training = model.training
     model.eval()
     test_x, test_y = datamodule.splits["test"]
-    pictures = write_pictures(model, test_x, test_y, model.test_details["mu_variance_per_dim"], out_dir / "pictures")
-    metrics = sample_quality(model, datamodule, cfg.paths.cache_dir, n_fid_samples) if n_fid_samples > 0 else {}
+    with clock.lap("pictures"):
+        variances = model.test_details["mu_variance_per_dim"]
+        pictures = write_pictures(model, test_x, test_y, variances, out_dir / "pictures")
+    metrics = {}
+    if n_fid_samples > 0:
+        with clock.lap("frechet"):
+            metrics = sample_quality(model, datamodule, cfg.paths.cache_dir, n_fid_samples)
     model.train(was_training)
     if trainer is not None:
         for name, image in pictures.items():

@@ -1,7 +1,6 @@
 """The training pipeline behind ``python -m vae_lightning.train``."""
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,13 @@ from vae_lightning.utils.run_files import (
     write_yaml,
 )
 from vae_lightning.utils.run_info import run_info
+from vae_lightning.utils.stopwatch import PART_NAMES, Stopwatch
 from vae_lightning.utils.validation import validate_train_config
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the final metrics (nats per example)."""
+    clock = Stopwatch()
     if not cfg.get("verbose"):
         quiet_library_noise()
     if cfg.get("resume"):
@@ -72,21 +73,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         with ddp_job():
             fit_model = torch.compile(model) if cfg.get("compile") else model  # Lightning unwraps it again
-            started = time.perf_counter()
-            trainer.fit(fit_model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-            seconds = {"fit": time.perf_counter() - started}
+            clock.lap_since_start("setup")
+            with clock.lap("fit"):
+                trainer.fit(fit_model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
             metrics = dict(sorted({**model.training_metrics, **scalar_metrics(trainer.callback_metrics)}.items()))
             if cfg.get("test"):
-                started = time.perf_counter()
                 best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-                trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+                with clock.lap("test"):
+                    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
                 metrics.update(scalar_metrics(trainer.callback_metrics))
-                metrics.update(final_evaluation(cfg, trainer.lightning_module, datamodule, output_dir, trainer) or {})
-                seconds["test"] = time.perf_counter() - started
+                metrics.update(
+                    final_evaluation(cfg, trainer.lightning_module, datamodule, output_dir, trainer, clock) or {}
+                )
             metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
             tested = {name: value for name, value in metrics.items() if name.startswith("test/")}
             raise_if_nonfinite(tested, "in the test pass; stopped (no metrics.json written)")
-            finish(trainer, output_dir, metrics, datamodule.info, seconds, cfg.eval)
+            finish(trainer, output_dir, metrics, datamodule.info, clock.laps, cfg.eval)
         failed = False
     finally:
         finish_wandb_runs(trainer.loggers, failed=failed)
@@ -133,13 +135,9 @@ def finish(
     if checkpoint and checkpoint.best_model_path:
         lines.append(f"  best checkpoint: {checkpoint.best_model_path}")
     lines.append(f"  images: {output_dir / 'images'} (during training), {output_dir / 'pictures'} (final)")
-    cost = f"  time: training {seconds['fit']:.0f} s"
+    lines.append("  time: " + ", ".join(f"{PART_NAMES[name]} {value:.0f} s" for name, value in seconds.items()))
     if "test" in seconds:
-        cost += (
-            f", test pass {seconds['test']:.0f} s (k = {eval_cfg.k} importance samples, pictures"
-            f"{f', Fréchet distance of {eval_cfg.fid_samples} samples' if eval_cfg.fid_samples else ''})"
-        )
-    lines.append(cost)
+        lines[-1] += f" (test pass: k = {eval_cfg.k} importance samples)"
     hint = wandb_sync_hint(output_dir)
     if hint:
         lines.append(f"  W&B (offline): {hint}")
