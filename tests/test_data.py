@@ -42,7 +42,7 @@ def test_idx_round_trip(tmp_path):
 @pytest.mark.parametrize("gz", [False, True])
 def test_datamodule_reads_idx_files_in_torchvision_layout(tmp_path, gz):
     arrays = write_torchvision_layout(tmp_path, gz=gz)
-    dm = DigitsDataModule(data_dir=str(tmp_path), source="idx", binarize="none", val_fraction=0.2)
+    dm = DigitsDataModule(data_dir=str(tmp_path), source="idx", pixels="grey", val_fraction=0.2)
     dm.setup()
     assert dm.info["source"] == "idx"
     assert (dm.info["n_train"], dm.info["n_val"], dm.info["n_test"]) == (240, 60, N_TEST)
@@ -128,7 +128,7 @@ def test_pixel_modes():
 
 def test_training_batches_get_fresh_binarisation_and_eval_batches_do_not(tmp_path):
     write_torchvision_layout(tmp_path)
-    dm = DigitsDataModule(data_dir=str(tmp_path), source="idx", binarize="dynamic", batch_size=32)
+    dm = DigitsDataModule(data_dir=str(tmp_path), source="idx", pixels="dynamic", batch_size=32)
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     assert batch[0].dtype == torch.uint8  # raw pixels until after transfer

@@ -7,12 +7,15 @@ import pytest
 import torch
 from torch.distributions import ContinuousBernoulli
 
+from vae_lightning.data.datamodule import datamodule_for
+from vae_lightning.models.build import build_model
 from vae_lightning.models.continuous_bernoulli import (
     ContinuousBernoulliLikelihood,
     log_normaliser,
 )
 from vae_lightning.models.discretised_logistic import DiscretisedLogisticLikelihood
 from vae_lightning.models.likelihoods import BernoulliLikelihood, GaussianLikelihood
+from vae_lightning.utils.validation import config_groups
 
 # lambda on a grid through the unstable point 1/2 and out to both ends
 LAMBDAS = [1e-6, 1e-4, 0.01, 0.2, 0.49, 0.499, 0.4999, 0.5 - 1e-6, 0.5, 0.5 + 1e-6, 0.5001, 0.501, 0.51, 0.8, 0.99,
@@ -125,3 +128,50 @@ def test_every_8bit_likelihood_reports_the_same_scale():
 def test_logistic_components_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match=rf"likelihood.components={bad!r} is not allowed; use an integer >= 1"):
         DiscretisedLogisticLikelihood(bad)
+
+
+#: the pixels each data model needs: what the likelihood scores must be what the data module serves
+PIXELS_FOR = {"8-bit": {"grey"}, "8-bit dequantised": {"dequantize"}, "binarised": {"dynamic", "static"},
+              "none": {"grey"}}
+
+
+@pytest.mark.parametrize("option", config_groups()["likelihood"])
+def test_the_data_module_serves_the_pixels_the_built_likelihood_declares(compose_train, option):
+    cfg = compose_train([f"likelihood={option}"])
+    assert "binarize" not in cfg.data and "dequantize" not in cfg.data  # no second place that says it
+    likelihood = build_model(cfg).likelihood
+    assert likelihood.pixels in PIXELS_FOR[likelihood.data_model]
+    datamodule = datamodule_for(cfg.data, likelihood.pixels)
+    datamodule.setup()
+    test_x = datamodule.splits["test"][0]
+    if likelihood.pixels == "dequantize":
+        levels = datamodule.test_pixels.float()
+        assert torch.all(test_x * 256 >= levels) and torch.all(test_x * 256 <= levels + 1)  # float32 can round up
+    elif likelihood.pixels == "grey":
+        torch.testing.assert_close(test_x, datamodule.test_pixels.float() / 255)
+    else:
+        assert set(test_x.unique().tolist()) <= {0.0, 1.0}
+
+
+class EightBitDensity(GaussianLikelihood):
+    """A new dequantised density written without any data setting: it still gets (k + u) / 256."""
+
+
+def test_a_new_density_gets_its_pixels_without_a_data_setting(compose_train):
+    density = EightBitDensity(dequantize=True)
+    assert (density.pixels, density.data_model) == ("dequantize", "8-bit dequantised")
+    cfg = compose_train(["likelihood=gaussian"])
+    datamodule = datamodule_for(cfg.data, density.pixels)
+    assert datamodule.pixel_mode == "dequantize"
+
+
+def test_data_settings_of_earlier_runs_are_read_back(compose_train):
+    """config.yaml of runs made before this version has data.binarize / data.dequantize: evaluate still works."""
+    from omegaconf import open_dict
+
+    cfg = compose_train([])
+    with open_dict(cfg):
+        cfg.data.binarize, cfg.data.dequantize = "dynamic", False
+    assert datamodule_for(cfg.data, "dynamic").pixel_mode == "dynamic"
+    with pytest.raises(ValueError, match=r"^Likelihood.pixels='bits' is not allowed; use one of \['grey', 'dynamic'"):
+        datamodule_for(cfg.data, "bits")

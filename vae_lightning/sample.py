@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from vae_lightning.resolvers import register_resolvers
 from vae_lightning.utils.command_line import preflight
 from vae_lightning.utils.task import run_task
-from vae_lightning.utils.validation import validate_sample_values
+from vae_lightning.utils.validation import CONF_DIR, validate_sample_values
 
 register_resolvers()
 
@@ -20,11 +20,16 @@ def checked_sample(cfg: DictConfig) -> dict[str, float]:
     return sample(cfg)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="sample")
 def main(cfg: DictConfig) -> None:
     run_task(checked_sample, cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``vae-lightning-sample`` console script, and ``python -m vae_lightning.sample``."""
     sys.argv[1:] = preflight(sys.argv[1:], "sample")
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from vae_lightning.resolvers import register_resolvers
 from vae_lightning.utils.command_line import preflight
 from vae_lightning.utils.task import run_task
-from vae_lightning.utils.validation import validate_train_config
+from vae_lightning.utils.validation import CONF_DIR, validate_train_config
 
 register_resolvers()
 
@@ -25,12 +25,17 @@ def checked_train(cfg: DictConfig) -> dict[str, float]:
     return train(cfg)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     metrics = run_task(checked_train, cfg)
     return metrics.get(cfg.get("optimized_metric") or "", float("nan"))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``vae-lightning-train`` console script, and ``python -m vae_lightning.train``."""
     sys.argv[1:] = preflight(sys.argv[1:], "train")
     main()
+
+
+if __name__ == "__main__":
+    cli()

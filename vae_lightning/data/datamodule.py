@@ -3,11 +3,13 @@
 from pathlib import Path
 from typing import Any
 
+import hydra
 import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from vae_lightning.choices import BINARIZE_MODES, check_choice
+from vae_lightning.choices import PIXEL_MODES, check_choice
 from vae_lightning.console import log
 from vae_lightning.data.batching import tensor_loader
 from vae_lightning.data.pixels import to_model_input
@@ -19,15 +21,16 @@ from vae_lightning.data.sources import (
     resolve_order,
 )
 
+#: data settings of runs made before the likelihood declared its pixels (read back by evaluate and resume)
+LEGACY_PIXEL_KEYS = ("binarize", "dequantize")
 
-def pixel_mode(binarize: str, dequantize: bool) -> str:
-    """The pixel mode from the likelihood's wishes: Bernoulli binarises, Gaussian dequantises."""
-    check_choice("likelihood.binarize", binarize, BINARIZE_MODES)
-    if binarize != "none" and dequantize:
-        raise ValueError("data.binarize and data.dequantize cannot both be on: binary pixels are not dequantised")
-    if binarize != "none":
-        return binarize
-    return "dequantize" if dequantize else "grey"
+
+def datamodule_for(data_cfg: DictConfig, pixels: str) -> "DigitsDataModule":
+    """The data module a ``data`` config describes, serving the pixels a likelihood asks for
+    (``Likelihood.pixels``): the only place the data learn what the model needs."""
+    check_choice("Likelihood.pixels", pixels, PIXEL_MODES)
+    settings = {k: v for k, v in OmegaConf.to_container(data_cfg, resolve=True).items() if k not in LEGACY_PIXEL_KEYS}
+    return hydra.utils.instantiate(settings, pixels=pixels)
 
 
 def describe_data(info: dict[str, Any]) -> str:
@@ -58,8 +61,7 @@ class DigitsDataModule(L.LightningDataModule):
         eval_batch_size: int = 1000,
         val_fraction: float = 0.1,
         split_seed: int = 0,
-        binarize: str = "none",
-        dequantize: bool = False,
+        pixels: str = "grey",
         on_device: bool = False,
         seed: int = 0,
     ) -> None:
@@ -68,7 +70,8 @@ class DigitsDataModule(L.LightningDataModule):
         self.name, self.data_dir, self.source, self.download = name, Path(data_dir), source, download
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_fraction, self.split_seed, self.seed = val_fraction, split_seed, seed
-        self.pixel_mode = pixel_mode(binarize, dequantize)
+        check_choice("Likelihood.pixels", pixels, PIXEL_MODES)
+        self.pixel_mode = pixels
         self.on_device = on_device
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.info: dict[str, Any] = {}

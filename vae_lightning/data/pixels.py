@@ -2,7 +2,7 @@
 
 import torch
 
-PIXEL_MODES = ("grey", "dynamic", "static", "dequantize")
+from vae_lightning.choices import PIXEL_MODES
 
 
 def to_model_input(pixels: torch.Tensor, mode: str, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -11,7 +11,9 @@ def to_model_input(pixels: torch.Tensor, mode: str, generator: torch.Generator |
     * ``grey``: p / 255 in [0, 1];
     * ``dynamic``: a fresh Bernoulli draw with probability p / 255 (dynamic binarisation);
     * ``static``: p / 255 > 0.5 (the same binary image every time);
-    * ``dequantize``: (p + u) / 256 with u ~ U[0, 1), so a density on [0, 1] bounds P(p).
+    * ``dequantize``: (p + u) / 256 with u ~ U[0, 1), so a density on [0, 1] bounds P(p). x can be
+      exactly 0 (p = 0, u = 0), and float32 rounds (p + u) up to p + 1 for u close to 1 (x = 1 for p = 255):
+      a density on [0, 1] must be finite at both ends.
     """
     grey = pixels.float() / 255.0
     if mode == "grey":

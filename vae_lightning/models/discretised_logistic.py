@@ -56,6 +56,10 @@ class DiscretisedLogisticLikelihood(Likelihood):
         self.params_per_pixel = 2 if components == 1 else 3 * components
 
     @property
+    def pixels(self) -> str:
+        return "grey"  # the levels k / 255 themselves: log_prob reads k back from x
+
+    @property
     def data_model(self) -> str:
         return "8-bit"
 

@@ -36,14 +36,20 @@ class Likelihood(nn.Module, ABC):
 
     Contract: ``log_prob(params, x)`` takes decoder outputs of shape (..., C * params_per_pixel, H, W) and
     inputs x of shape (B, C, H, W) broadcastable against them, and returns shape params.shape[:-3];
-    ``mean`` and ``sample`` return (..., C, H, W) in [0, 1]. The pixel preparation it needs is declared by
-    ``binarize`` and ``dequantize`` (read by the data config).
+    ``mean`` and ``sample`` return (..., C, H, W) in [0, 1]. ``pixels`` (one of ``PIXEL_MODES``) is what it
+    asks the data module for, and ``data_model`` what its log-probability is a probability of: the data
+    module learns the pixels from the built likelihood, never from a second setting.
     """
 
     #: how many decoder output channels one image channel needs
     params_per_pixel: int = 1
     #: whether the data are dequantised 8-bit pixels, so a density bounds log P(8-bit image)
     dequantize: bool = False
+
+    @property
+    def pixels(self) -> str:
+        """The x it models: dequantised levels (k + u) / 256 with ``dequantize``, else grey levels k / 255."""
+        return "dequantize" if self.dequantize else "grey"
 
     @property
     def data_model(self) -> str:
@@ -74,6 +80,10 @@ class BernoulliLikelihood(Likelihood):
         super().__init__()
         check_choice("likelihood.binarize", binarize, BINARIZE_MODES)
         self.binarize = binarize
+
+    @property
+    def pixels(self) -> str:
+        return "grey" if self.binarize == "none" else self.binarize
 
     @property
     def data_model(self) -> str:

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from vae_lightning.checkpoints import load_model
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
+from vae_lightning.data.datamodule import datamodule_for
 from vae_lightning.evaluation.final import final_evaluation
 from vae_lightning.utils.ddp import ddp_job
 from vae_lightning.utils.run_files import format_metrics, raise_if_nonfinite, scalar_metrics, write_json
@@ -19,7 +20,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     model, run_cfg = load_model(cfg.ckpt_path)
     model.iw_samples = cfg.eval.k
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(run_cfg.data)
+    datamodule = datamodule_for(run_cfg.data, model.likelihood.pixels)
     datamodule.setup()
     output_dir = Path(cfg.paths.output_dir)
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)

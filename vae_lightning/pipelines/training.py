@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from vae_lightning.checkpoints import load_weights, read_checkpoint
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
-from vae_lightning.data.datamodule import describe_data
+from vae_lightning.data.datamodule import datamodule_for, describe_data
 from vae_lightning.evaluation.final import final_evaluation
 from vae_lightning.loggers import finish_wandb_runs
 from vae_lightning.models.build import build_model
@@ -51,7 +51,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if checkpoint is not None:
         load_weights(model, checkpoint, cfg.ckpt_path)  # a checkpoint of another model is refused here
         del checkpoint
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = datamodule_for(cfg.data, model.likelihood.pixels)
     datamodule.setup()
     if cfg.get("resumed_from"):
         check_same_data(cfg, datamodule.info)

@@ -3,6 +3,7 @@
 Each failure is one line naming the key, the bad value and what is allowed.
 """
 
+import importlib.resources
 import os
 import tempfile
 from pathlib import Path
@@ -142,7 +143,8 @@ def validate_train_config(cfg: DictConfig) -> None:
     check_writable(str(_get(cfg, "paths.output_dir")), "paths.output_dir")
 
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+#: the Hydra configs, shipped inside the package (``conf/`` at the top of a clone links here)
+CONF_DIR = Path(str(importlib.resources.files("vae_lightning") / "conf"))
 
 
 def config_groups(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
