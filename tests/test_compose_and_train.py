@@ -108,3 +108,25 @@ def test_burda2016_experiment_and_its_learning_rate_schedule(compose_train):
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * burda2016_factor(trainer.current_epoch))
     assert scheduler.lr_lambdas[0] is burda2016_factor
+
+
+def test_the_objective_sees_the_runs_real_shape(compose_train):
+    """The context comes from the trainer and the data: a changed val_fraction changes N, nothing hand-typed."""
+    seen = []
+    cfg = compose_train(["model/objective=beta_tc", "data.val_fraction=0.5", "model.latent_dim=3"])
+    model = build_model(cfg)
+    beta_tc = model.objective
+
+    def recording(vae, x, context):
+        seen.append(context)
+        return beta_tc(vae, x, context)
+
+    model.objective = recording
+    datamodule = datamodule_for(cfg.data, model.likelihood.pixels)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=2, limit_train_batches=3, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, limit_val_batches=1)
+    trainer.fit(model, datamodule=datamodule)
+    assert [c.step for c in seen] == [0, 1, 2, 3, 4, 5] and [c.epoch for c in seen] == [0, 0, 0, 1, 1, 1]
+    assert {(c.steps_per_epoch, c.total_steps) for c in seen} == {(3, 6)}
+    assert {c.dataset_size for c in seen} == {datamodule.info["n_train"]} == {datamodule.info["n_val"]}

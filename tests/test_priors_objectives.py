@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
+from vae_lightning.errors import ConfigError
 from vae_lightning.models.diagonal_normal import (
     diagonal_normal_log_prob,
     diagonal_normal_mixture_log_probs,
@@ -13,7 +14,7 @@ from vae_lightning.models.diagonal_normal import (
 )
 from vae_lightning.models.likelihoods import BernoulliLikelihood
 from vae_lightning.models.networks import MLPDecoder, MLPEncoder
-from vae_lightning.models.objectives import ELBO, IWAE
+from vae_lightning.models.objectives import ELBO, IWAE, BetaTCVAE, CyclicalKLELBO, TrainingContext
 from vae_lightning.models.priors import (
     GaussianMixturePrior,
     StandardNormalPrior,
@@ -156,7 +157,7 @@ def test_vamp_prior_shares_the_encoders_weights_without_registering_them_twice()
 def loss_and_grads(model: VAE, objective, x: torch.Tensor, seed: int = 7):
     model.zero_grad()
     torch.manual_seed(seed)
-    terms = objective(model, x, step=0)
+    terms = objective(model, x, TrainingContext())
     terms.loss.backward()
     return terms, [p.grad.clone() for p in model.parameters()]
 
@@ -220,4 +221,110 @@ def test_free_bits_floor_each_dimensions_batch_mean_kl():
 
 def test_kl_warmup_and_beta_weight_the_kl():
     objective = ELBO(beta=2.0, kl_warmup_steps=100)
-    assert [objective.kl_weight(step) for step in (0, 50, 100, 500)] == [0.0, 1.0, 2.0, 2.0]
+    assert [objective.kl_weight(TrainingContext(step=step)) for step in (0, 50, 100, 500)] == [0.0, 1.0, 2.0, 2.0]
+
+
+def reference_cycles(n_steps: int, cycles: int, ratio: float) -> list[float]:
+    """Fu et al. (2019)'s schedule built the way their release builds it: per cycle of n / M steps, a ramp
+    from 0 in increments of 1 / (period * R) until it passes 1; every other step 1 (integer periods only)."""
+    weights, period = [1.0] * n_steps, n_steps // cycles
+    for cycle in range(cycles):
+        for i in range(period):
+            value = i / (period * ratio)
+            if value > 1:
+                break
+            weights[cycle * period + i] = value
+    return weights
+
+
+@pytest.mark.parametrize("n_steps,cycles,ratio", [(100, 4, 0.5), (120, 3, 0.25), (64, 1, 1.0)])
+def test_cyclical_kl_weight_matches_the_reference_schedule(n_steps, cycles, ratio):
+    objective = CyclicalKLELBO(cycles=cycles, ratio=ratio, beta=2.0)
+    ours = [objective.kl_weight(TrainingContext(step=t, total_steps=n_steps)) for t in range(n_steps)]
+    expected = [2.0 * w for w in reference_cycles(n_steps, cycles, ratio)]
+    assert ours == pytest.approx(expected, abs=1e-12)
+
+
+def test_cyclical_kl_follows_the_papers_formula_when_the_period_is_not_whole():
+    """w_t = min(1, tau / R), tau = ((t - 1) mod ceil(T / M)) / (T / M), for T = 90, M = 4 (period 22.5)."""
+    objective = CyclicalKLELBO(cycles=4, ratio=0.5)
+    for t in range(1, 91):
+        tau = ((t - 1) % 23) / 22.5
+        assert objective.kl_weight(TrainingContext(step=t - 1, total_steps=90)) == pytest.approx(min(1.0, tau / 0.5))
+
+
+def test_cyclical_kl_refuses_what_it_cannot_schedule():
+    with pytest.raises(ConfigError, match=r"^model.objective.cycles=0 is not allowed; use an integer >= 1$"):
+        CyclicalKLELBO(cycles=0)
+    with pytest.raises(ConfigError, match=r"^model.objective.ratio=1.5 is not allowed; use a number in \(0, 1\]$"):
+        CyclicalKLELBO(ratio=1.5)
+    with pytest.raises(ConfigError, match="needs a bounded run; set trainer.max_epochs or trainer.max_steps"):
+        CyclicalKLELBO().kl_weight(TrainingContext(step=3, total_steps=0))
+
+
+def reference_decomposition(mu, logvar, z, log_p_z, dataset_size):
+    """MI, TC and dimension-wise KL by minibatch-weighted sampling, from torch.distributions, one z_i at a time."""
+    m = len(z)
+    posteriors = Normal(mu, torch.exp(0.5 * logvar))  # batch (M, D)
+    log_nm = math.log(dataset_size * m)
+    rows = []
+    for i in range(m):
+        per_dim = posteriors.log_prob(z[i].expand_as(mu))  # log q(z_id | x_j): (M, D)
+        log_q_z = torch.logsumexp(per_dim.sum(1), 0) - log_nm
+        log_q_zd = (torch.logsumexp(per_dim, 0) - log_nm).sum()
+        log_q_z_x = per_dim[i].sum()
+        rows.append(torch.stack([log_q_z_x - log_q_z, log_q_z - log_q_zd, log_q_zd - log_p_z[i]]))
+    return torch.stack(rows)  # (M, 3)
+
+
+def test_beta_tc_decomposition_matches_a_reference_from_torch_distributions():
+    model, x = make_vae(), binary_images()
+    sample = model.sample_latents(x)
+    log_p_z = model.prior.log_prob(sample.z[0])
+    parts = BetaTCVAE().decomposition(sample, log_p_z, dataset_size=54_000)
+    ours = torch.stack([parts["mutual_information"], parts["total_correlation"], parts["dimension_kl"]], dim=1)
+    expected = reference_decomposition(sample.mu.double(), sample.logvar.double(), sample.z[0].double(),
+                                       log_p_z.double(), 54_000)
+    torch.testing.assert_close(ours.double(), expected, rtol=1e-5, atol=1e-4)
+    # the three parts add up to the one-sample KL estimate, log q(z|x) - log p(z)
+    torch.testing.assert_close(ours.sum(1), diagonal_normal_log_prob(sample.z[0], sample.mu, sample.logvar) - log_p_z)
+
+
+def test_beta_tc_moves_nats_between_its_parts_with_the_training_set_size():
+    """N enters as log(N M): MI gains log r, TC gains (D - 1) log r, dimension-wise KL loses D log r."""
+    model, x = make_vae(latent_dim=4), binary_images()
+    sample = model.sample_latents(x)
+    log_p_z = model.prior.log_prob(sample.z[0])
+    small, large = (BetaTCVAE().decomposition(sample, log_p_z, n) for n in (1_000, 54_000))
+    log_r = math.log(54)
+    torch.testing.assert_close(large["mutual_information"] - small["mutual_information"], torch.full((16,), log_r))
+    torch.testing.assert_close(large["total_correlation"] - small["total_correlation"], torch.full((16,), 3 * log_r))
+    torch.testing.assert_close(large["dimension_kl"] - small["dimension_kl"], torch.full((16,), -4 * log_r))
+    with pytest.raises(ConfigError, match="needs the training-set size"):
+        BetaTCVAE().decomposition(sample, log_p_z, 0)
+
+
+def test_beta_tc_with_unit_weights_is_the_elbo_with_a_one_sample_kl():
+    """alpha = beta = gamma = 1: the same loss and gradients as the ELBO where the KL is one-sample (a prior with
+    no closed form); beta > 1 adds (beta - 1) x the total correlation."""
+    model, x = make_vae(one_standard_component), binary_images()
+    context = TrainingContext(dataset_size=54_000)
+    elbo, elbo_grads = loss_and_grads(model, ELBO(), x)
+    model.zero_grad()
+    torch.manual_seed(7)
+    unit = BetaTCVAE(beta=1.0).__call__(model, x, context)
+    unit.loss.backward()
+    torch.testing.assert_close(unit.loss, elbo.loss)
+    for a, b in zip([p.grad.clone() for p in model.parameters()], elbo_grads):
+        torch.testing.assert_close(a, b)
+    torch.manual_seed(7)
+    sample = model.sample_latents(x)
+    tc = BetaTCVAE().decomposition(sample, model.prior.log_prob(sample.z[0]), 54_000)["total_correlation"]
+    torch.manual_seed(7)
+    torch.testing.assert_close(BetaTCVAE(beta=6.0)(model, x, context).loss, elbo.loss + 5.0 * tc.mean())
+
+
+@pytest.mark.parametrize("bad", [-1.0, True, "6"])
+def test_beta_tc_refuses_bad_weights(bad):
+    with pytest.raises(ConfigError, match=rf"^model.objective.beta={bad!r} is not allowed; use a number >= 0$"):
+        BetaTCVAE(beta=bad)

@@ -18,7 +18,7 @@ from vae_lightning.models.diagonal_normal import (
     reparameterise,
 )
 from vae_lightning.models.likelihoods import Likelihood
-from vae_lightning.models.objectives import ELBO, LatentSample, Objective, kl_terms
+from vae_lightning.models.objectives import ELBO, LatentSample, Objective, TrainingContext, kl_terms
 from vae_lightning.models.priors import Prior, StandardNormalPrior
 from vae_lightning.utils.optimizer_settings import apply_configured_settings
 from vae_lightning.utils.training_metrics import write_training_metrics
@@ -84,6 +84,8 @@ class VAE(L.LightningModule):
         self._eval_noise = {"val": PerExampleNoise(latent_dim, seed=1), "test": PerExampleNoise(latent_dim, seed=2)}
         # the training metrics of the latest logging step (floats), for the progress bar and the run summary
         self.training_metrics: dict[str, float] = {}
+        # the fixed part of the objective's TrainingContext, set when training starts
+        self._run_shape: dict[str, int] = {}
 
     # ----------------------------------------------------------------------------------------------
     # The model
@@ -138,7 +140,8 @@ class VAE(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, torch.Tensor]:
         """The objective's loss; per-example ``recon`` and ``kl`` (detached) go to the callbacks, where the
         non-finite guard reads them at its own cadence (nothing here waits for the device)."""
-        terms = self.objective(self, batch[0], self.global_step)
+        context = TrainingContext(step=self.global_step, epoch=self.current_epoch, **self._run_shape)
+        terms = self.objective(self, batch[0], context)
         if self._is_logging_step(batch_idx):
             recon, kl = terms.recon.mean(), terms.kl.mean()
             values = torch.stack([terms.loss.detach(), recon.detach(), kl.detach(), -(recon + kl).detach()]).tolist()
@@ -156,7 +159,15 @@ class VAE(L.LightningModule):
         return last_batch or (self.global_step + 1) % trainer.log_every_n_steps == 0
 
     def on_train_start(self) -> None:
-        """After a checkpoint is restored: its optimizer trains with this run's configured settings."""
+        """The run's shape for the objective's context; and after a checkpoint is restored, its optimizer trains
+        with this run's configured settings."""
+        trainer = self.trainer
+        total = trainer.estimated_stepping_batches
+        self._run_shape = {
+            "steps_per_epoch": int(trainer.num_training_batches),
+            "total_steps": int(total) if math.isfinite(total) else 0,
+            "dataset_size": int((getattr(trainer.datamodule, "info", None) or {}).get("n_train", 0)),
+        }
         schedulers = [config.scheduler for config in self.trainer.lr_scheduler_configs]
         for optimizer in self.trainer.optimizers:
             changed = apply_configured_settings(optimizer, dict(getattr(self.optimizer_factory, "keywords", {})), schedulers)
