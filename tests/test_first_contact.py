@@ -33,6 +33,14 @@ QUICK_ANSWERS = [
      "error: model.latnt_dim is not a setting; did you mean model.latent_dim? (+model.latnt_dim=... adds a new key)"),
     ("vae_lightning.train", ["model/objective=iwae", "model.objective.k=0"], 2,
      "error: model.objective.k=0 is not allowed; use an integer >= 1"),
+    ("vae_lightning.train", ["model/objective=beta_tc", "model.objective.beta=-1"], 2,
+     "error: model.objective.beta=-1 is not allowed; use a number >= 0"),
+    ("vae_lightning.train", ["model/objective=cyclical_elbo", "model.objective.ratio=2"], 2,
+     "error: model.objective.ratio=2 is not allowed; use a number in (0, 1]"),
+    ("vae_lightning.train", ["likelihood=gaussian", "likelihood.sigma_mode=wide"], 2,
+     "error: likelihood.sigma_mode='wide' is not allowed; use one of ['fixed', 'learned', 'per_pixel']"),
+    ("vae_lightning.train", ["model/prior=vamp", "+model.prior.temperature=2"], 2,
+     "error: model.prior.temperature is not a setting of VampPrior; its settings are ['init_std', 'n_components']"),
     ("vae_lightning.train", ["paths.log_dir=/proc/no/such"], 2, "error: paths.log_dir='/proc/no/such' is not allowed"),
     ("vae_lightning.evaluate", ["ckpt_path=missing.ckpt"], 2, "error: ckpt_path='missing.ckpt' is not allowed; no such file"),
     ("vae_lightning.evaluate", [], 2, "error: ckpt_path is missing"),
@@ -140,7 +148,7 @@ def test_a_checkpoint_holding_code_is_refused_in_one_line(tmp_path):
 def test_a_failing_sweep_job_is_one_line_pointing_at_its_traceback(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", "debug=fast", "logger=local", "test=false", "model.latent_dim=2",
-        "+model.encoder.bogus=1,2", cwd=tmp_path,
+        "+trainer.bogus=1,2", cwd=tmp_path,
     )
     assert result.returncode == 1, result.stderr[-3000:]  # the sweep ran every job, and says that some failed
     assert result.stderr.strip().splitlines()[-1].startswith("error: 2 of 2 sweep jobs did not complete (jobs 0, 1; see ")

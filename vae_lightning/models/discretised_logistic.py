@@ -5,6 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from vae_lightning.contracts import Count, checked
 from vae_lightning.models.likelihoods import Likelihood
 
 LEVELS = 256
@@ -39,6 +40,7 @@ def discretised_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
     return torch.where(level <= 0, log_below_upper, torch.where(level >= LEVELS - 1, log_above_lower, middle))
 
 
+@checked("likelihood")
 class DiscretisedLogisticLikelihood(Likelihood):
     """Independent 8-bit pixels, each a mixture of ``components`` discretised logistics.
 
@@ -48,10 +50,8 @@ class DiscretisedLogisticLikelihood(Likelihood):
     [-7, log 10].
     """
 
-    def __init__(self, components: int = 1) -> None:
+    def __init__(self, components: Count = 1) -> None:
         super().__init__()
-        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
-            raise ValueError(f"likelihood.components={components!r} is not allowed; use an integer >= 1")
         self.components = components
         self.params_per_pixel = 2 if components == 1 else 3 * components
 

@@ -17,12 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vae_lightning.choices import (
-    BINARIZE_MODES,
-    MEAN_ACTIVATIONS,
-    SIGMA_MODES,
-    check_choice,
-)
+from vae_lightning.contracts import Binarize, MeanActivation, Positive, SigmaMode, checked
 from vae_lightning.models.diagonal_normal import LOG_2PI
 
 LOG_SIGMA_MIN = math.log(1e-3)
@@ -69,6 +64,7 @@ class Likelihood(nn.Module, ABC):
         """A draw x ~ p(x|z)."""
 
 
+@checked("likelihood")
 class BernoulliLikelihood(Likelihood):
     """Independent Bernoulli pixels with logits from the decoder.
 
@@ -76,9 +72,8 @@ class BernoulliLikelihood(Likelihood):
     binary cross-entropy of the common PyTorch example, which is not a likelihood of anything.
     """
 
-    def __init__(self, binarize: str = "dynamic") -> None:
+    def __init__(self, binarize: Binarize = "dynamic") -> None:
         super().__init__()
-        check_choice("likelihood.binarize", binarize, BINARIZE_MODES)
         self.binarize = binarize
 
     @property
@@ -100,6 +95,7 @@ class BernoulliLikelihood(Likelihood):
         return torch.bernoulli(torch.sigmoid(params))
 
 
+@checked("likelihood")
 class GaussianLikelihood(Likelihood):
     """Independent Gaussian pixels N(x; mu, sigma^2), mu = sigmoid(decoder output) in [0, 1]
     (``mean_activation: identity`` uses the raw output, e.g. for a linear-Gaussian model).
@@ -114,17 +110,13 @@ class GaussianLikelihood(Likelihood):
 
     def __init__(
         self,
-        sigma_mode: str = "learned",
-        sigma: float = 0.1,
+        sigma_mode: SigmaMode = "learned",
+        sigma: Positive = 0.1,
         dequantize: bool = True,
-        mean_activation: str = "sigmoid",
+        mean_activation: MeanActivation = "sigmoid",
     ) -> None:
         super().__init__()
-        check_choice("likelihood.mean_activation", mean_activation, MEAN_ACTIVATIONS)
-        check_choice("likelihood.sigma_mode", sigma_mode, SIGMA_MODES)
         self.mean_activation = mean_activation
-        if not sigma > 0:
-            raise ValueError(f"likelihood.sigma={sigma!r} is not allowed; it must be > 0")
         self.sigma_mode = sigma_mode
         self.dequantize = dequantize
         self.params_per_pixel = 2 if sigma_mode == "per_pixel" else 1

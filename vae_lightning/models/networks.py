@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from vae_lightning.choices import ACTIVATIONS, check_choice
+from vae_lightning.contracts import Activation, Count, checked
 
 
 def make_activation(name: str) -> nn.Module:
@@ -28,13 +29,14 @@ def mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@checked("model.encoder")
 class MLPEncoder(nn.Module):
     def __init__(
         self,
         image_shape: Sequence[int],
         latent_dim: int,
         hidden_dims: Sequence[int] = (400,),
-        activation: str = "relu",
+        activation: Activation = "relu",
     ) -> None:
         super().__init__()
         self.body = mlp([prod(image_shape), *hidden_dims], activation)
@@ -45,6 +47,7 @@ class MLPEncoder(nn.Module):
         return mu, logvar
 
 
+@checked("model.decoder")
 class MLPDecoder(nn.Module):
     def __init__(
         self,
@@ -52,7 +55,7 @@ class MLPDecoder(nn.Module):
         latent_dim: int,
         out_channels: int,
         hidden_dims: Sequence[int] = (400,),
-        activation: str = "relu",
+        activation: Activation = "relu",
     ) -> None:
         super().__init__()
         _, height, width = image_shape
@@ -64,6 +67,7 @@ class MLPDecoder(nn.Module):
         return self.head(self.body(z)).unflatten(-1, self.out_shape)
 
 
+@checked("model.encoder")
 class ConvEncoder(nn.Module):
     """Two stride-2 convolutions (28 -> 14 -> 7) then a linear head."""
 
@@ -72,8 +76,8 @@ class ConvEncoder(nn.Module):
         image_shape: Sequence[int],
         latent_dim: int,
         channels: Sequence[int] = (32, 64),
-        hidden_dim: int = 256,
-        activation: str = "relu",
+        hidden_dim: Count = 256,
+        activation: Activation = "relu",
     ) -> None:
         super().__init__()
         in_channels, height, width = image_shape
@@ -92,6 +96,7 @@ class ConvEncoder(nn.Module):
         return mu, logvar
 
 
+@checked("model.decoder")
 class ConvDecoder(nn.Module):
     """Mirror of :class:`ConvEncoder`: linear to (C, H/4, W/4), then two stride-2 transposed convolutions."""
 
@@ -101,8 +106,8 @@ class ConvDecoder(nn.Module):
         latent_dim: int,
         out_channels: int,
         channels: Sequence[int] = (64, 32),
-        hidden_dim: int = 256,
-        activation: str = "relu",
+        hidden_dim: Count = 256,
+        activation: Activation = "relu",
     ) -> None:
         super().__init__()
         _, height, width = image_shape

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import torch
 
+from vae_lightning.contracts import Count, Fraction, NonNegative, NonNegativeInt, checked
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.diagonal_normal import LOG_2PI, diagonal_normal_log_prob
 from vae_lightning.models.priors import Prior
@@ -56,12 +57,6 @@ class LatentModel(Protocol):
     def sample_latents(self, x: torch.Tensor, n_samples: int = 1) -> LatentSample: ...
 
 
-def require(condition: bool, setting: str, value: object, allowed: str) -> None:
-    """A ConfigError naming the setting, its value and what is allowed, unless ``condition``."""
-    if not condition:
-        raise ConfigError(f"{setting}={value!r} is not allowed; use {allowed}")
-
-
 def kl_terms(model: LatentModel, terms: LatentSample) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(KL per example from the first sample, KL per dimension (B, D) or None when not in closed form)."""
     kl_per_dim = model.prior.analytic_kl(terms.mu, terms.logvar)
@@ -78,6 +73,7 @@ class Objective(ABC):
     def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms: ...
 
 
+@checked("model.objective")
 class ELBO(Objective):
     """-E_q[log p(x|z)] + w * KL with one posterior sample.
 
@@ -88,7 +84,7 @@ class ELBO(Objective):
     The logged ``train/kl`` is the KL itself, without the floor or the weight.
     """
 
-    def __init__(self, beta: float = 1.0, kl_warmup_steps: int = 0, free_bits: float = 0.0) -> None:
+    def __init__(self, beta: NonNegative = 1.0, kl_warmup_steps: NonNegativeInt = 0, free_bits: NonNegative = 0.0) -> None:
         self.beta, self.kl_warmup_steps, self.free_bits = beta, kl_warmup_steps, free_bits
 
     def kl_weight(self, context: TrainingContext) -> float:
@@ -109,6 +105,7 @@ class ELBO(Objective):
         return ObjectiveTerms(loss=recon.mean() + self.kl_weight(context) * penalty, recon=recon, kl=kl)
 
 
+@checked("model.objective")
 class CyclicalKLELBO(ELBO):
     """The ELBO with the KL weight annealed in cycles (Fu et al., 2019, "Cyclical Annealing Schedule"): the run's
     T steps are split into ``cycles`` periods of T / M steps; in each the weight rises linearly from 0 to
@@ -116,11 +113,7 @@ class CyclicalKLELBO(ELBO):
     w_t = beta * min(1, tau_t / R), tau_t = ((t - 1) mod ceil(T / M)) / (T / M), t = 1, 2, ... T.
     Needs a bounded run (``trainer.max_epochs`` or ``trainer.max_steps``)."""
 
-    def __init__(self, cycles: int = 4, ratio: float = 0.5, beta: float = 1.0, free_bits: float = 0.0) -> None:
-        require(isinstance(cycles, int) and not isinstance(cycles, bool) and cycles >= 1,
-                "model.objective.cycles", cycles, "an integer >= 1")
-        require(isinstance(ratio, (int, float)) and 0 < ratio <= 1, "model.objective.ratio", ratio, "a number in (0, 1]")
-        require(isinstance(beta, (int, float)) and beta >= 0, "model.objective.beta", beta, "a number >= 0")
+    def __init__(self, cycles: Count = 4, ratio: Fraction = 0.5, beta: NonNegative = 1.0, free_bits: NonNegative = 0.0):
         super().__init__(beta=beta, free_bits=free_bits)
         self.cycles, self.ratio = cycles, ratio
 
@@ -132,6 +125,7 @@ class CyclicalKLELBO(ELBO):
         return self.beta * min(1.0, tau / self.ratio)
 
 
+@checked("model.objective")
 class BetaTCVAE(Objective):
     """beta-TC-VAE (Chen et al., 2018): the KL term split into index-code mutual information, total correlation
     and dimension-wise KL, weighted ``alpha``, ``beta`` and ``gamma``:
@@ -144,10 +138,7 @@ class BetaTCVAE(Objective):
     training-set size (from the context, so it follows the data and ``val_fraction``). alpha = beta = gamma = 1
     is the ELBO with a one-sample KL."""
 
-    def __init__(self, beta: float = 6.0, alpha: float = 1.0, gamma: float = 1.0) -> None:
-        for name, value in {"beta": beta, "alpha": alpha, "gamma": gamma}.items():
-            require(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
-                    f"model.objective.{name}", value, "a number >= 0")
+    def __init__(self, beta: NonNegative = 6.0, alpha: NonNegative = 1.0, gamma: NonNegative = 1.0) -> None:
         self.beta, self.alpha, self.gamma = beta, alpha, gamma
 
     def decomposition(self, sample: LatentSample, log_p_z: torch.Tensor, dataset_size: int) -> dict[str, torch.Tensor]:
@@ -174,12 +165,13 @@ class BetaTCVAE(Objective):
         return ObjectiveTerms(loss=(recon + penalty).mean(), recon=recon, kl=kl)
 
 
+@checked("model.objective")
 class IWAE(Objective):
     """The k-sample importance-weighted bound (Burda et al., 2016):
     -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x). k = 1 is the ELBO (with a one-sample KL);
     the bound tightens as k grows, and so does the gradient's target."""
 
-    def __init__(self, k: int = 5) -> None:
+    def __init__(self, k: Count = 5) -> None:
         self.k = k
 
     def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from vae_lightning.contracts import Count, NonNegative, Positive, checked
 from vae_lightning.models.diagonal_normal import diagonal_normal_mixture_log_probs, kl_to_standard_normal
 
 Encode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -66,6 +67,7 @@ class StandardNormalPrior(Prior):
         return kl_to_standard_normal(mu, logvar)
 
 
+@checked("model.prior")
 class GaussianMixturePrior(Prior):
     """A learned mixture of ``n_components`` diagonal Gaussians, sum_k pi_k N(z; m_k, diag exp(s_k)).
 
@@ -73,7 +75,9 @@ class GaussianMixturePrior(Prior):
     and ``init_scale: 0`` it starts as N(0, I).
     """
 
-    def __init__(self, latent_dim: int, n_components: int = 10, init_scale: float = 1.0, encode: Encode | None = None):
+    def __init__(
+        self, latent_dim: int, n_components: Count = 10, init_scale: NonNegative = 1.0, encode: Encode | None = None
+    ) -> None:
         super().__init__(latent_dim)
         self.means = nn.Parameter(init_scale * torch.randn(n_components, latent_dim))
         self.logvars = nn.Parameter(torch.zeros(n_components, latent_dim))
@@ -91,6 +95,7 @@ class GaussianMixturePrior(Prior):
         return self.means[component] + torch.exp(0.5 * self.logvars[component]) * eps
 
 
+@checked("model.prior")
 class VampPrior(Prior):
     """VampPrior (Tomczak and Welling, 2018): p(z) = (1/K) sum_k q(z | u_k), the encoder's posteriors at
     K learned pseudo-inputs u_k (images in [0, 1], sigmoid of a free parameter, shape ``image_shape``).
@@ -101,8 +106,8 @@ class VampPrior(Prior):
         latent_dim: int,
         encode: Encode,
         image_shape: tuple[int, ...] = (1, 28, 28),
-        n_components: int = 500,
-        init_std: float = 0.1,
+        n_components: Count = 500,
+        init_std: Positive = 0.1,
     ) -> None:
         super().__init__(latent_dim)
         self.pseudo_input_logits = nn.Parameter(init_std * torch.randn(n_components, *image_shape))

@@ -11,14 +11,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from vae_lightning.choices import (
-    ACTIVATIONS,
-    BINARIZE_MODES,
-    DATASETS,
-    SIGMA_MODES,
-    SOURCES,
-)
+from vae_lightning.choices import DATASETS, SOURCES
 from vae_lightning.errors import ConfigError
+from vae_lightning.utils.contract_check import check_components
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -94,17 +89,9 @@ def validate_values(cfg: DictConfig) -> None:
     require_int(cfg, "trainer.max_epochs", 1)
     require_int(cfg, "eval.k", 1)
     require_int(cfg, "eval.fid_samples", 0)
-    require_int(cfg, "model.objective.kl_warmup_steps", 0)
-    require_int(cfg, "model.objective.k", 1)
-    require_int(cfg, "model.prior.n_components", 1)
     _require_positive_number(cfg, "model.optimizer.lr")
-    _require_positive_number(cfg, "model.objective.beta", allow_zero=True)
-    _require_positive_number(cfg, "model.objective.free_bits", allow_zero=True)
-    _require_positive_number(cfg, "likelihood.sigma")
     _require_choice(cfg, "data.name", sorted(DATASETS))
     _require_choice(cfg, "data.source", SOURCES)
-    _require_choice(cfg, "likelihood.binarize", BINARIZE_MODES)
-    _require_choice(cfg, "likelihood.sigma_mode", SIGMA_MODES)
     fraction = _get(cfg, "data.val_fraction")
     if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
         raise ConfigError(f"data.val_fraction={fraction!r} is not allowed; use a number between 0 and 1")
@@ -114,9 +101,7 @@ def validate_values(cfg: DictConfig) -> None:
         allowed = config_targets(group)
         if isinstance(target, str) and target.startswith("vae_lightning.") and target not in allowed:
             raise ConfigError(f"{key}._target_={target!r} is not allowed; use one of {allowed}")
-    require_int(cfg, "likelihood.components", 1)
-    for key in ("model.encoder.activation", "model.decoder.activation"):
-        _require_choice(cfg, key, list(ACTIVATIONS))
+    check_components(cfg)  # each component's settings, by its own contract
     check_devices(cfg)
 
 
