@@ -34,7 +34,9 @@ def test_every_option_composes_and_trains(compose_train, group, option):
     if group in COMPOSE_ONLY:
         assert cfg.paths.output_dir and cfg.task_name == "train"
         return
-    metrics = train(cfg)
+    metrics, objects = train(cfg)
+    assert objects["trainer"].global_step > 0 and objects["trainer"].lightning_module is objects["model"]
+    assert objects["datamodule"].info["n_train"] > 0
     for name in ("train/loss", "val/loss", "test/loss", "test/nll_iw"):
         assert math.isfinite(metrics[name]), (name, metrics)
     assert metrics["test/nll_iw"] <= metrics["test/loss"] + 5.0  # the k-sample estimate is near or below -ELBO

@@ -22,7 +22,8 @@ def checked_train(cfg: DictConfig) -> dict[str, float]:
         validate_train_config(cfg)
     from vae_lightning.pipelines.training import train
 
-    return train(cfg)
+    metrics, _ = train(cfg)
+    return metrics
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")

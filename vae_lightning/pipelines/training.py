@@ -32,8 +32,9 @@ from vae_lightning.utils.stopwatch import PART_NAMES, Stopwatch
 from vae_lightning.utils.validation import validate_train_config
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, then test the best checkpoint; returns the final metrics (nats per example)."""
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit, then test the best checkpoint. Returns the final metrics (nats per example) and the objects that
+    made them (``trainer``, ``model``, ``datamodule``), for a notebook to go on with."""
     clock = Stopwatch()
     if not cfg.get("verbose"):
         quiet_library_noise()
@@ -92,7 +93,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         failed = False
     finally:
         finish_wandb_runs(trainer.loggers, failed=failed)
-    return metrics
+    return metrics, {"trainer": trainer, "model": model, "datamodule": datamodule}
 
 
 def cheap_cuda_checks_without_gpus() -> None:
