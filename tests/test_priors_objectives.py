@@ -328,3 +328,14 @@ def test_beta_tc_with_unit_weights_is_the_elbo_with_a_one_sample_kl():
 def test_beta_tc_refuses_bad_weights(bad):
     with pytest.raises(ConfigError, match=rf"^model.objective.beta={bad!r} is not allowed; use a number >= 0$"):
         BetaTCVAE(beta=bad)
+
+
+def test_pictures_take_their_axes_from_the_priors_own_scale():
+    levels = torch.tensor([0.00135, 0.05, 0.5, 0.95, 0.99865])
+    exact = StandardNormalPrior(3).marginal_quantiles(levels)
+    torch.testing.assert_close(exact, Normal(0.0, 1.0).icdf(levels).unsqueeze(1).expand(5, 3))
+    wide = GaussianMixturePrior(3, n_components=1, init_scale=0.0)
+    with torch.no_grad():
+        wide.logvars.fill_(math.log(4.0))  # N(0, 2^2) in every dimension
+    estimated = wide.marginal_quantiles(levels)
+    torch.testing.assert_close(estimated, 2 * exact, atol=0.25, rtol=0.05)

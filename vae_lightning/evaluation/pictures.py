@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
 
-from vae_lightning.models.priors import StandardNormalPrior
 from vae_lightning.utils.images import reconstruction_grid
 
 PAD = 2
@@ -36,13 +35,14 @@ def traversals(
     model, x: torch.Tensor, mu_variance_per_dim: list[float], n_dims: int = 8, steps: int = 11
 ) -> torch.Tensor:
     """Row d: the latent dimensions most used by the encoder (by the variance of E_q[z_d] over the test set,
-    the active-unit statistic) swept over [-3, 3] from one digit's mu."""
+    the active-unit statistic) swept from one digit's mu across the prior's marginal of that dimension, from its
+    0.135% to its 99.865% quantile (-3 to 3 for N(0, I))."""
     dims = sorted(range(len(mu_variance_per_dim)), key=lambda d: -mu_variance_per_dim[d])[:n_dims]
     mu, _ = model.encode(x[:1].to(model.device))
-    values = torch.linspace(-3, 3, steps, device=model.device)
+    low, high = model.prior.marginal_quantiles(torch.tensor([0.00135, 0.99865])).to(model.device)
     z = mu.repeat(len(dims) * steps, 1)
     for row, dim in enumerate(dims):
-        z[row * steps : (row + 1) * steps, dim] = values
+        z[row * steps : (row + 1) * steps, dim] = torch.linspace(low[dim].item(), high[dim].item(), steps)
     return _grid(model.likelihood.mean(model.decode(z)), nrow=steps)
 
 
@@ -57,14 +57,9 @@ def interpolations(model, x: torch.Tensor, pairs: int = 6, steps: int = 10) -> t
 
 @torch.no_grad()
 def manifold(model, n: int = 20) -> torch.Tensor:
-    """For latent_dim == 2: decoded z on an n x n grid of the prior's marginal quantiles (5% to 95%; for
-    N(0, I) those of N(0, 1), for a learned prior estimated from 20,000 of its samples)."""
-    levels = torch.linspace(0.05, 0.95, n)
-    if isinstance(model.prior, StandardNormalPrior):
-        quantiles = torch.distributions.Normal(0.0, 1.0).icdf(levels).unsqueeze(1).expand(n, 2)
-    else:
-        draws = model.prior.sample(20_000, generator=torch.Generator().manual_seed(0)).cpu()
-        quantiles = torch.quantile(draws, levels, dim=0)
+    """For latent_dim == 2: decoded z on an n x n grid of the prior's marginal quantiles, 5% to 95%
+    (``Prior.marginal_quantiles``: exact for N(0, I), estimated from samples for a learned prior)."""
+    quantiles = model.prior.marginal_quantiles(torch.linspace(0.05, 0.95, n))
     grid_y, grid_x = torch.meshgrid(quantiles[:, 1].flip(0), quantiles[:, 0], indexing="ij")
     z = torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1).to(model.device)
     return _grid(model.likelihood.mean(model.decode(z)), nrow=n)
