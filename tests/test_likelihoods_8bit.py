@@ -175,3 +175,14 @@ def test_data_settings_of_earlier_runs_are_read_back(compose_train):
     assert datamodule_for(cfg.data, "dynamic").pixel_mode == "dynamic"
     with pytest.raises(ValueError, match=r"^Likelihood.pixels='bits' is not allowed; use one of \['grey', 'dynamic'"):
         datamodule_for(cfg.data, "bits")
+
+
+def test_each_likelihood_turns_its_test_nll_into_scores_of_the_images():
+    d = 784
+    assert DiscretisedLogisticLikelihood().data_scores(1000.0, d) == pytest.approx(
+        {"test/nll_8bit": 1000.0, "test/bits_per_dim": 1000.0 / (d * math.log(2))})
+    bound = -2000.0 + d * math.log(256)  # the dequantised density's bound on -log P(k)
+    assert GaussianLikelihood().data_scores(-2000.0, d) == pytest.approx(
+        {"test/nll_8bit": bound, "test/bits_per_dim": bound / (d * math.log(2))})
+    assert BernoulliLikelihood("dynamic").data_scores(90.0, d) == pytest.approx({"test/bits_per_dim": 90.0 / (d * math.log(2))})
+    assert BernoulliLikelihood("none").data_scores(90.0, d) == {}

@@ -51,6 +51,17 @@ class Likelihood(nn.Module, ABC):
         """What log_prob is a probability of: one of DATA_MODELS."""
         return "8-bit dequantised" if self.dequantize else "none"
 
+    def data_scores(self, nll: float, n_pixels: int) -> dict[str, float]:
+        """What a test NLL (nats per example, of x as the model saw it) says about the images, by ``data_model``:
+        ``test/nll_8bit`` (nats) for the 8-bit images and ``test/bits_per_dim`` for any normalised data model."""
+        if self.data_model == "8-bit dequantised":
+            # uniform dequantisation: -log P(k) <= -log p((k + u) / 256) + D ln 256 for 8-bit pixels k
+            nll = nll + n_pixels * math.log(256)
+        scores = {"test/nll_8bit": nll} if self.data_model in ("8-bit", "8-bit dequantised") else {}
+        if self.data_model != "none":  # 8-bit images, or binarised ones (their own scale)
+            scores["test/bits_per_dim"] = nll / (n_pixels * math.log(2))
+        return scores
+
     @abstractmethod
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per example, shape params.shape[:-3]."""

@@ -246,15 +246,7 @@ class VAE(L.LightningModule):
             self.test_details["kl_per_dim"] = (sums["kl_per_dim"] / count).tolist()
         n_active = sum(v > ACTIVE_UNIT_THRESHOLD for v in self.test_details["mu_variance_per_dim"])
         extra = {"test/active_units": float(n_active), "test/iw_samples": float(self.iw_samples)}
-        n_pixels = math.prod(self.image_shape)
-        nll, data_model = means["test/nll_iw"], self.likelihood.data_model
-        if data_model == "8-bit dequantised":
-            # Uniform dequantisation: -log P(k) <= -log p((k + u) / 256) + D ln 256 for 8-bit pixels k.
-            nll = nll + n_pixels * math.log(256)
-        if data_model in ("8-bit", "8-bit dequantised"):
-            extra["test/nll_8bit"] = nll
-        if data_model != "none":  # 8-bit images, or binarised ones (their own scale)
-            extra["test/bits_per_dim"] = nll / (n_pixels * math.log(2))
+        extra.update(self.likelihood.data_scores(float(means["test/nll_iw"]), math.prod(self.image_shape)))
         self.log_dict(extra, **ALREADY_REDUCED)
 
     # ----------------------------------------------------------------------------------------------
