@@ -7,6 +7,7 @@ newest sweep folder. A line in a bash block that this test does not know how to 
 """
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -81,6 +82,14 @@ def run_readme_command(command: str, cwd: Path) -> None:
         targets = re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.M)
         assert words[1] in targets, f"README shows 'make {words[1]}', which the Makefile does not have"
         return  # make install / make test are what CI runs; make train is the default train command
+    if words[0].startswith("vae-lightning-"):  # a console script: installed beside the interpreter
+        module, args = "vae_lightning." + words[0].removeprefix("vae-lightning-"), words[1:]
+        script = Path(sys.executable).parent / words[0]
+        result = subprocess.run([str(script), *args, *FAST[module]], cwd=cwd, capture_output=True, text=True,
+                                timeout=900, env={**os.environ, "WANDB_SILENT": "true"})
+        assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
+        check_outcome(module, args, result, cwd)
+        return
     if words[:2] == ["python", "-m"] and words[2] in FAST:
         module, args = words[2], words[3:]
         result = run_module(module, *args, *FAST[module], cwd=cwd, timeout=900)
