@@ -9,11 +9,10 @@ samples. The table (mean ± sd over the seeds, the 95% t-interval of the mean te
 the k = 1000 test pass, pictures, Frechet distance). Jobs side by side share the 2 cores, so times are per job.
 """
 
-import argparse
 import platform
 import time
 
-from seeded_sweeps import ROOT, Sweep, configurations, interval, mean_sd, over_seeds
+from seeded_sweeps import Sweep, configurations, interval, job_times, mean_sd, over_seeds, run_and_publish
 
 COMMON = ["seed=1,2", "trainer.max_epochs=30", "eval.k=1000"]
 SWEEPS = [
@@ -34,13 +33,11 @@ def table() -> str:
     for sweep in SWEEPS:
         for label, jobs in configurations(sweep).items():
             nll = over_seeds(jobs, "test/nll_iw")
-            fit = sum(job["fit_seconds"] for job in jobs) / len(jobs)
-            total = sum(job["total_seconds"] for job in jobs) / len(jobs)
             rows.append(
                 f"| {NAMES[label]} | {len(jobs)} | {mean_sd(over_seeds(jobs, 'val/loss'))} | {mean_sd(nll)} "
                 f"| {interval(nll)} | {mean_sd(over_seeds(jobs, 'test/bits_per_dim'), 3)} "
                 f"| {mean_sd(over_seeds(jobs, 'test/active_units'), 1)} / 20 "
-                f"| {mean_sd(over_seeds(jobs, 'test/frechet_distance'), 1)} | {fit / 60:.1f} min ({total / 60:.1f} min) |"
+                f"| {mean_sd(over_seeds(jobs, 'test/frechet_distance'), 1)} | {job_times(jobs)} |"
             )
     return "\n".join(
         [
@@ -53,25 +50,12 @@ def table() -> str:
             "| active units | Fréchet distance | fit time per job (whole job) |",
             "|---|---|---|---|---|---|---|---|---|",
             *rows,
-            "",
-            "Made by:",
-            "",
-            "```bash",
-            *(sweep.command() for sweep in SWEEPS),
-            "```",
         ]
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--report-only", action="store_true", help="make the table from the sweeps' jobs")
-    if not parser.parse_args().report_only:
-        for sweep in SWEEPS:
-            sweep.run()
-    text = table()
-    (ROOT / "benchmarks" / "mnist_results.md").write_text(text + "\n")
-    print(text)
+    run_and_publish(SWEEPS, table, "mnist_results.md")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,10 @@ written to ``benchmarks/priors_objectives.md``. Fit time: from the job's start t
 whole job (fit, test pass, pictures, Frechet distance).
 """
 
-import argparse
 import platform
 import time
 
-from seeded_sweeps import ROOT, Sweep, configurations, interval, mean_sd, over_seeds
+from seeded_sweeps import Sweep, configurations, interval, job_times, mean_sd, over_seeds, run_and_publish
 
 COMMON = ["seed=1,2", "trainer.max_epochs=5", "eval.k=100"]
 BURDA = "784-200-200-50 tanh (burda2016_vae)"
@@ -39,12 +38,10 @@ def table() -> str:
         for label, jobs in configurations(sweep).items():
             nll = over_seeds(jobs, "test/nll_iw")
             latent = len(jobs[0]["saved"]["test_details"]["mu_variance_per_dim"])
-            fit = sum(job["fit_seconds"] for job in jobs) / len(jobs)
-            total = sum(job["total_seconds"] for job in jobs) / len(jobs)
             rows.append(
                 f"| {NAMES[label]} | {len(jobs)} | {mean_sd(over_seeds(jobs, 'val/loss'))} | {mean_sd(nll)} "
                 f"| {interval(nll)} | {mean_sd(over_seeds(jobs, 'test/active_units'), 1)} / {latent} "
-                f"| {fit / 60:.1f} min ({total / 60:.1f} min) |"
+                f"| {job_times(jobs)} |"
             )
     return "\n".join(
         [
@@ -57,25 +54,12 @@ def table() -> str:
             "| active units | fit time per job (whole job) |",
             "|---|---|---|---|---|---|---|",
             *rows,
-            "",
-            "Made by:",
-            "",
-            "```bash",
-            *(sweep.command() for sweep in SWEEPS),
-            "```",
         ]
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--report-only", action="store_true", help="make the table from the sweeps' jobs")
-    if not parser.parse_args().report_only:
-        for sweep in SWEEPS:
-            sweep.run()
-    text = table()
-    (ROOT / "benchmarks" / "priors_objectives.md").write_text(text + "\n")
-    print(text)
+    run_and_publish(SWEEPS, table, "priors_objectives.md")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ A sweep whose folder already holds a completed job for every combination is not 
 re-made from its jobs (``--report-only``), and an interrupted script picks up the sweeps it had not finished.
 """
 
+import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,3 +91,27 @@ def mean_sd(summary: Summary, digits: int = 2) -> str:
 def interval(summary: Summary, digits: int = 2) -> str:
     low, high = summary.interval
     return f"{low:.{digits}f} .. {high:.{digits}f}" if summary.n > 1 else "one seed"
+
+
+def job_times(jobs: list[dict]) -> str:
+    """Mean fit time per job and, in brackets, the mean whole job (fit, test pass, pictures, Frechet distance)."""
+    fit = sum(job["fit_seconds"] for job in jobs) / len(jobs)
+    total = sum(job["total_seconds"] for job in jobs) / len(jobs)
+    return f"{fit / 60:.1f} min ({total / 60:.1f} min)"
+
+
+def made_by(sweeps: list[Sweep]) -> list[str]:
+    return ["", "Made by:", "", "```bash", *(sweep.command() for sweep in sweeps), "```"]
+
+
+def run_and_publish(sweeps: list[Sweep], table: Callable[[], str], name: str) -> None:
+    """The command line of a results script: run its sweeps (unless --report-only), then print the table and
+    write it to benchmarks/NAME."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--report-only", action="store_true", help="make the table from the sweeps' jobs")
+    if not parser.parse_args().report_only:
+        for sweep in sweeps:
+            sweep.run()
+    text = table() + "\n" + "\n".join(made_by(sweeps))
+    (ROOT / "benchmarks" / name).write_text(text + "\n")
+    print(text)

@@ -17,13 +17,14 @@ from vae_lightning.models.diagonal_normal import (
     diagonal_normal_log_prob,
     reparameterise,
 )
+from vae_lightning.models.latent_statistics import LatentStatistics
 from vae_lightning.models.likelihoods import Likelihood
 from vae_lightning.models.objectives import ELBO, LatentSample, Objective, TrainingContext, kl_terms
 from vae_lightning.models.priors import Prior, StandardNormalPrior
 from vae_lightning.utils.optimizer_settings import apply_configured_settings
-from vae_lightning.utils.training_metrics import write_training_metrics
+from vae_lightning.utils.random_state import restore_random_state, save_random_state
+from vae_lightning.utils.training_metrics import is_logging_step, training_terms, write_training_metrics
 
-ACTIVE_UNIT_THRESHOLD = 1e-2  # Burda et al. (2016): A_u = Cov_x(E_q[z_u]) > 1e-2
 CONFIG_KEY = "vae_lightning_config"  # where checkpoints keep the resolved run config
 # Epoch-level evaluation values are reduced exactly across DDP ranks before they are logged (sums and counts),
 # so every rank holds the same number. Declared as synced with "max", which leaves equal values exact and
@@ -142,21 +143,10 @@ class VAE(L.LightningModule):
         non-finite guard reads them at its own cadence (nothing here waits for the device)."""
         context = TrainingContext(step=self.global_step, epoch=self.current_epoch, **self._run_shape)
         terms = self.objective(self, batch[0], context)
-        if self._is_logging_step(batch_idx):
-            recon, kl = terms.recon.mean(), terms.kl.mean()
-            values = torch.stack([terms.loss.detach(), recon.detach(), kl.detach(), -(recon + kl).detach()]).tolist()
-            self.training_metrics = dict(zip(("train/loss", "train/recon", "train/kl", "train/elbo"), values))
+        if self._trainer is not None and is_logging_step(self._trainer, batch_idx):
+            self.training_metrics = training_terms(terms.loss, terms.recon, terms.kl)
             write_training_metrics(self.trainer, self.training_metrics, self.global_step)
         return {"loss": terms.loss, "recon": terms.recon.detach(), "kl": terms.kl.detach()}
-
-    def _is_logging_step(self, batch_idx: int) -> bool:
-        """Log training metrics on the steps the loggers write (``trainer.log_every_n_steps``) and on the
-        last batch of each epoch."""
-        trainer = self._trainer
-        if trainer is None:
-            return False
-        last_batch = batch_idx + 1 >= trainer.num_training_batches
-        return last_batch or (self.global_step + 1) % trainer.log_every_n_steps == 0
 
     def on_train_start(self) -> None:
         """The run's shape for the objective's context; and after a checkpoint is restored, its optimizer trains
@@ -189,9 +179,6 @@ class VAE(L.LightningModule):
             self._eval_metrics[key] = MeanMetric().to(self.device)
         self._eval_metrics[key].update(per_example)
 
-    def _accumulate(self, name: str, value: torch.Tensor) -> None:
-        self._test_sums[name] = self._test_sums.get(name, 0) + value
-
     def _evaluate_batch(self, batch: tuple[torch.Tensor, ...], stage: str) -> dict[str, torch.Tensor]:
         x, _, index = batch
         eps = self._eval_noise[stage](index).to(device=x.device, dtype=x.dtype)
@@ -212,15 +199,10 @@ class VAE(L.LightningModule):
         x = batch[0]
         out = self._evaluate_elbo(batch, "test")
         self._update_mean("test/nll_iw", self.importance_weighted_nll(x, self.iw_samples))
-        # Active units and KL per dimension: sums over examples, reduced across ranks at the end.
-        if out["kl_per_dim"] is not None:
-            self._accumulate("kl_per_dim", out["kl_per_dim"].sum(0))
-        self._accumulate("mu", out["mu"].sum(0))
-        self._accumulate("mu_sq", out["mu"].pow(2).sum(0))
-        self._accumulate("count", torch.tensor(float(x.shape[0]), device=x.device))
+        self._latent_statistics.update(out["mu"], out["kl_per_dim"])
 
     def on_test_epoch_start(self) -> None:
-        self._test_sums: dict[str, torch.Tensor] = {}
+        self._latent_statistics = LatentStatistics()
 
     def _log_epoch_means(self, stage: str) -> dict[str, torch.Tensor]:
         values = {}
@@ -238,14 +220,9 @@ class VAE(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         means = self._log_epoch_means("test")
-        sums = {name: self.trainer.strategy.reduce(value, reduce_op="sum") for name, value in self._test_sums.items()}
-        count = sums["count"]
-        mu_mean = sums["mu"] / count
-        self.test_details = {"mu_variance_per_dim": (sums["mu_sq"] / count - mu_mean.pow(2)).tolist()}
-        if "kl_per_dim" in sums:  # priors with a closed-form KL
-            self.test_details["kl_per_dim"] = (sums["kl_per_dim"] / count).tolist()
-        n_active = sum(v > ACTIVE_UNIT_THRESHOLD for v in self.test_details["mu_variance_per_dim"])
-        extra = {"test/active_units": float(n_active), "test/iw_samples": float(self.iw_samples)}
+        self.test_details, n_active = self._latent_statistics.summary(
+            lambda value: self.trainer.strategy.reduce(value, reduce_op="sum"))
+        extra = {"test/active_units": n_active, "test/iw_samples": float(self.iw_samples)}
         extra.update(self.likelihood.data_scores(float(means["test/nll_iw"]), math.prod(self.image_shape)))
         self.log_dict(extra, **ALREADY_REDUCED)
 
@@ -255,13 +232,8 @@ class VAE(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
+        save_random_state(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.run_config = checkpoint.get(CONFIG_KEY, self.run_config)
-        if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
-        if "cuda_rng_states" in checkpoint and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_states"])
+        restore_random_state(checkpoint)

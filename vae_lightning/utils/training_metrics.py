@@ -9,6 +9,23 @@ would have used; validation and test metrics still go through ``self.log`` (they
 
 from typing import Any
 
+import torch
+
+TERMS = ("train/loss", "train/recon", "train/kl", "train/elbo")
+
+
+def is_logging_step(trainer: Any, batch_idx: int) -> bool:
+    """The steps the loggers write (``trainer.log_every_n_steps``) and the last batch of each epoch."""
+    last_batch = batch_idx + 1 >= trainer.num_training_batches
+    return last_batch or (trainer.global_step + 1) % trainer.log_every_n_steps == 0
+
+
+def training_terms(loss: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor) -> dict[str, float]:
+    """The objective's loss and the batch means of recon, kl and the ELBO as floats, with one host sync."""
+    recon_mean, kl_mean = recon.detach().mean(), kl.detach().mean()
+    values = torch.stack([loss.detach(), recon_mean, kl_mean, -(recon_mean + kl_mean)]).tolist()
+    return dict(zip(TERMS, values))
+
 
 def write_training_metrics(trainer: Any, metrics: dict[str, float], step: int) -> None:
     """``metrics`` (floats) to every logger of ``trainer`` at ``step`` (the optimizer steps before this batch)."""
