@@ -17,7 +17,7 @@ from seeded_sweeps import Sweep, configurations, interval, job_times, mean_sd, o
 COMMON = ["seed=1,2", "trainer.max_epochs=30", "eval.k=1000"]
 SWEEPS = [
     Sweep("mnist_results/likelihoods",
-          ["likelihood=bernoulli,continuous_bernoulli,gaussian,gaussian_per_pixel,logistic", *COMMON]),
+          ["likelihood=bernoulli,continuous_bernoulli,gaussian,gaussian_per_pixel,logistic"], COMMON),
 ]
 NAMES = {
     "likelihood=bernoulli": "`bernoulli`, dynamic binarisation (binarised images)",

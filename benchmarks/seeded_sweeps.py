@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vae_lightning.evaluation.seed_statistics import Summary, summarise
+from vae_lightning.evaluation.seed_statistics import Summary, compare, summarise
 from vae_lightning.report import job_dirs, read_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,10 +23,16 @@ SIDE_BY_SIDE = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1",
 
 @dataclass(frozen=True)
 class Sweep:
-    """One command: ``python -m vae_lightning.train -m`` + the side-by-side settings + ``overrides``."""
+    """One command: ``python -m vae_lightning.train -m`` + the side-by-side settings + ``settings`` (what names a
+    configuration in the table) + ``common`` (the budget and seeds, the same for every configuration)."""
 
     name: str
-    overrides: list[str]
+    settings: list[str]
+    common: list[str]
+
+    @property
+    def overrides(self) -> list[str]:
+        return [*self.settings, *self.common]
 
     @property
     def folder(self) -> Path:
@@ -62,19 +68,19 @@ class Sweep:
 
 
 def configurations(sweep: Sweep) -> dict[str, list[dict]]:
-    """The sweep's completed jobs by configuration (its overrides other than the seed), each with its
-    ``metrics.json`` contents and its wall times (``fit_seconds`` to the last checkpoint, ``total_seconds``)."""
+    """The sweep's completed jobs by configuration (its ``settings``), each with its ``metrics.json`` contents and
+    its wall times from there (``fit_seconds``: training; ``total_seconds``: every part the job timed)."""
     grouped: dict[str, list[dict]] = {}
     for job_dir in job_dirs(sweep.folder):
         job = read_job(job_dir)
         saved = json.loads((job_dir / "metrics.json").read_text())
         if not saved["data"]["official_mnist"]:
             sys.exit(f"{job_dir} did not train on the official MNIST")
-        started = (job_dir / ".hydra" / "config.yaml").stat().st_mtime
-        job["fit_seconds"] = (job_dir / "checkpoints" / "last.ckpt").stat().st_mtime - started
-        job["total_seconds"] = (job_dir / "metrics.json").stat().st_mtime - started
+        job["fit_seconds"] = saved["seconds"]["fit"]
+        job["total_seconds"] = sum(saved["seconds"].values())
         job["saved"] = saved
-        label = ", ".join(f"{k}={v}" for k, v in job["overrides"].items() if k != "seed")
+        named = {override.split("=", 1)[0] for override in sweep.settings}
+        label = ", ".join(f"{k}={v}" for k, v in job["overrides"].items() if k in named)
         grouped.setdefault(label, []).append(job)
     return grouped
 
@@ -94,7 +100,8 @@ def interval(summary: Summary, digits: int = 2) -> str:
 
 
 def job_times(jobs: list[dict]) -> str:
-    """Mean fit time per job and, in brackets, the mean whole job (fit, test pass, pictures, Frechet distance)."""
+    """Mean training time per job and, in brackets, of every part it timed (training, test pass, pictures, Frechet
+    distance)."""
     fit = sum(job["fit_seconds"] for job in jobs) / len(jobs)
     total = sum(job["total_seconds"] for job in jobs) / len(jobs)
     return f"{fit / 60:.1f} min ({total / 60:.1f} min)"
@@ -115,3 +122,9 @@ def run_and_publish(sweeps: list[Sweep], table: Callable[[], str], name: str) ->
     text = table() + "\n" + "\n".join(made_by(sweeps))
     (ROOT / "benchmarks" / name).write_text(text + "\n")
     print(text)
+
+
+def paired(better: list[dict], worse: list[dict], metric: str) -> str:
+    """The paired difference of ``metric`` over the seeds two configurations share, and whether it excludes 0."""
+    by_seed = [{int(job["overrides"]["seed"]): job["metrics"][metric] for job in jobs} for jobs in (better, worse)]
+    return compare(*by_seed).describe()
