@@ -8,6 +8,7 @@ import torch
 from torch.distributions import ContinuousBernoulli
 
 from vae_lightning.data.datamodule import datamodule_for
+from vae_lightning.errors import ConfigError
 from vae_lightning.models.build import build_model
 from vae_lightning.models.continuous_bernoulli import (
     ContinuousBernoulliLikelihood,
@@ -186,3 +187,21 @@ def test_each_likelihood_turns_its_test_nll_into_scores_of_the_images():
         {"test/nll_8bit": bound, "test/bits_per_dim": bound / (d * math.log(2))})
     assert BernoulliLikelihood("dynamic").data_scores(90.0, d) == pytest.approx({"test/bits_per_dim": 90.0 / (d * math.log(2))})
     assert BernoulliLikelihood("none").data_scores(90.0, d) == {}
+
+
+def test_a_run_of_an_earlier_version_resumes_without_its_old_pixel_settings(compose_train, tmp_path):
+    """config.yaml of earlier runs has data.binarize / data.dequantize, which today's compose lacks."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    from vae_lightning.utils.resume import check_unchanged
+
+    cfg = compose_train([])
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    saved["data"].update(binarize="dynamic", dequantize=False)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    check_unchanged(cfg, tmp_path)  # no refusal
+    saved["likelihood"]["binarize"] = "static"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(ConfigError, match="cannot change likelihood.binarize"):
+        check_unchanged(cfg, tmp_path)

@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from vae_lightning.choices import PIXEL_MODES, check_choice
+from vae_lightning.choices import LEGACY_PIXEL_KEYS, PIXEL_MODES, check_choice
 from vae_lightning.console import log
 from vae_lightning.data.batching import tensor_loader
 from vae_lightning.data.pixels import to_model_input
@@ -20,9 +20,6 @@ from vae_lightning.data.sources import (
     load_digits,
     resolve_order,
 )
-
-#: data settings of runs made before the likelihood declared its pixels (read back by evaluate and resume)
-LEGACY_PIXEL_KEYS = ("binarize", "dequantize")
 
 
 def datamodule_for(data_cfg: DictConfig, pixels: str) -> "DigitsDataModule":
