@@ -105,3 +105,21 @@ def test_a_new_component_gets_one_line_answers_from_its_own_contract_and_trains(
     assert run.returncode == 0, run.stderr[-3000:]
     (run_dir,) = (project / "outputs" / "runs").iterdir()
     assert json.loads((run_dir / "status.json").read_text())["status"] == "completed"
+
+
+def test_a_component_the_preflight_cannot_read_is_refused_by_its_constructor_in_one_line(tmp_path):
+    """A subclass whose __init__ lives in another module is not read from source; its inherited contract
+    refuses the value when Hydra builds it, and the user sees that one line, not Hydra's wrapped traceback."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "vae_lightning", project / "vae_lightning", ignore=shutil.ignore_patterns("__pycache__"))
+    (project / "vae_lightning" / "models" / "renamed_iwae.py").write_text(
+        "from vae_lightning.models.objectives import IWAE\n\n\nclass RenamedIWAE(IWAE):\n    pass\n")
+    (project / "vae_lightning" / "conf" / "model" / "objective" / "renamed_iwae.yaml").write_text(
+        "_target_: vae_lightning.models.renamed_iwae.RenamedIWAE\nk: 5\n")
+    result = run_module("vae_lightning.train", "model/objective=renamed_iwae", "model.objective.k=0", "debug=fast",
+                        "logger=local", cwd=project, env={"PYTHONPATH": str(project)})
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip() == "error: model.objective.k=0 is not allowed; use an integer >= 1"
+    (run_dir,) = (project / "outputs" / "runs").iterdir()
+    assert json.loads((run_dir / "status.json").read_text()) == {
+        "status": "failed", "error": "ConfigError: model.objective.k=0 is not allowed; use an integer >= 1"}

@@ -45,6 +45,17 @@ def one_line(err: BaseException) -> str:
     return " ".join(f"{type(err).__name__}: {err}".split())[:500]
 
 
+def user_error_in(err: BaseException) -> BaseException | None:
+    """The user error behind ``err``: itself, or one it was raised from. Hydra's ``instantiate`` wraps what a
+    constructor raises (a component's ``ConfigError``) in its own exception; the user's message is the cause's."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, USER_ERRORS):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
 def run_task(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> dict[str, float]:
     """Run ``task(cfg)``; record ``status.json`` in the output folder.
 
@@ -69,16 +80,16 @@ def run_task(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) ->
         print(f"interrupted ({signal_name}); the run folder {output_dir} keeps its checkpoints", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT[signal_name])
     except Exception as err:
-        write_status(output_dir, "failed", one_line(err))
-        user_error = isinstance(err, USER_ERRORS)
+        user_error = user_error_in(err)
+        write_status(output_dir, "failed", one_line(user_error or err))
         if in_multirun():
             if is_rank_zero():
                 (output_dir / TRACEBACK_FILE).write_text(traceback.format_exc())
-            log.error("job failed: %s (traceback: %s)", one_line(err), output_dir / TRACEBACK_FILE)
+            log.error("job failed: %s (traceback: %s)", one_line(user_error or err), output_dir / TRACEBACK_FILE)
             return {}
-        if not user_error or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {user_error}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
     write_status(output_dir, "completed")
     return metrics
