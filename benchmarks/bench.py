@@ -85,8 +85,8 @@ def torchvision_root() -> Path:
 
 
 def build_parts():
-    from vae_lightning.models.likelihoods import BernoulliLikelihood
-    from vae_lightning.models.networks import MLPDecoder, MLPEncoder
+    from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
+    from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
 
     torch.manual_seed(0)
     return MLPEncoder((1, 28, 28), 20, [400]), MLPDecoder((1, 28, 28), 20, 1, [400]), BernoulliLikelihood()
@@ -139,9 +139,9 @@ def train_torchvision(epochs: int) -> dict:
 
 def evaluate(k: int, n_images: int, plain: bool) -> dict:
     """-log p(x) with k importance samples over the first n test images (random weights: cost, not quality)."""
-    from vae_lightning.models.likelihoods import BernoulliLikelihood
-    from vae_lightning.models.networks import MLPDecoder, MLPEncoder
-    from vae_lightning.models.vae_module import VAE
+    from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
+    from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
+    from vae_lightning.models.vae import VAE
 
     test = (mnist("test")[:n_images] > 127).float()
     torch.manual_seed(0)

@@ -47,8 +47,8 @@ def plain_loop(setup: str) -> dict:
     from bench import vae_step
 
     from vae_lightning.data.sources import load_digits
-    from vae_lightning.models.likelihoods import BernoulliLikelihood
-    from vae_lightning.models.networks import MLPDecoder, MLPEncoder
+    from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
+    from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
 
     hidden, latent, activation = SETUPS[setup][1]
     images = load_digits("mnist", DATA_DIR, source="auto", download=False).train_images.unsqueeze(1)

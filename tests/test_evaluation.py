@@ -9,9 +9,10 @@ from torch import nn
 
 from vae_lightning.data.batching import tensor_loader
 from vae_lightning.evaluation.frechet import frechet_distance
-from vae_lightning.models.likelihoods import BernoulliLikelihood, GaussianLikelihood
-from vae_lightning.models.networks import MLPDecoder, MLPEncoder
-from vae_lightning.models.vae_module import VAE
+from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
+from vae_lightning.models.likelihoods.gaussian import GaussianLikelihood
+from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
+from vae_lightning.models.vae import VAE
 
 
 def small_vae(latent_dim: int = 4, seed: int = 0) -> VAE:

@@ -65,7 +65,7 @@ NEW_OBJECTIVE = '''"""-E_q[log p(x|z)] + weight * KL: an example objective added
 import torch
 
 from vae_lightning.contracts import Fraction, checked
-from vae_lightning.models.objectives import LatentModel, Objective, ObjectiveTerms, TrainingContext, kl_terms
+from vae_lightning.models.objectives.base import LatentModel, Objective, ObjectiveTerms, TrainingContext, kl_terms
 
 
 @checked("model.objective")
@@ -113,7 +113,7 @@ def test_a_component_the_preflight_cannot_read_is_refused_by_its_constructor_in_
     project = tmp_path / "project"
     shutil.copytree(ROOT / "vae_lightning", project / "vae_lightning", ignore=shutil.ignore_patterns("__pycache__"))
     (project / "vae_lightning" / "models" / "renamed_iwae.py").write_text(
-        "from vae_lightning.models.objectives import IWAE\n\n\nclass RenamedIWAE(IWAE):\n    pass\n")
+        "from vae_lightning.models.objectives.iwae import IWAE\n\n\nclass RenamedIWAE(IWAE):\n    pass\n")
     (project / "vae_lightning" / "conf" / "model" / "objective" / "renamed_iwae.yaml").write_text(
         "_target_: vae_lightning.models.renamed_iwae.RenamedIWAE\nk: 5\n")
     result = run_module("vae_lightning.train", "model/objective=renamed_iwae", "model.objective.k=0", "debug=fast",

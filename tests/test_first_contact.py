@@ -64,7 +64,7 @@ def test_answers_before_importing_torch_lightning_or_wandb(tmp_path, module, arg
 
 def test_the_probe_sees_heavy_imports(tmp_path):
     """The check above can fail: a command that does import torch is reported."""
-    probe = PROBE.format(heavy=HEAVY, module="vae_lightning.models.priors", args=[])
+    probe = PROBE.format(heavy=HEAVY, module="vae_lightning.models.priors.base", args=[])
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "LOADED=torch"
 

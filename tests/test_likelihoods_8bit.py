@@ -10,12 +10,10 @@ from torch.distributions import ContinuousBernoulli
 from vae_lightning.data.datamodule import datamodule_for
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.build import build_model
-from vae_lightning.models.continuous_bernoulli import (
-    ContinuousBernoulliLikelihood,
-    log_normaliser,
-)
-from vae_lightning.models.discretised_logistic import DiscretisedLogisticLikelihood
-from vae_lightning.models.likelihoods import BernoulliLikelihood, GaussianLikelihood
+from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
+from vae_lightning.models.likelihoods.continuous_bernoulli import ContinuousBernoulliLikelihood, log_normaliser
+from vae_lightning.models.likelihoods.discretised_logistic import DiscretisedLogisticLikelihood
+from vae_lightning.models.likelihoods.gaussian import GaussianLikelihood
 from vae_lightning.utils.validation import config_groups
 
 # lambda on a grid through the unstable point 1/2 and out to both ends

@@ -12,9 +12,10 @@ from vae_lightning.models.diagonal_normal import (
     reparameterise,
     standard_normal_log_prob,
 )
-from vae_lightning.models.likelihoods import BernoulliLikelihood, GaussianLikelihood
-from vae_lightning.models.networks import MLPDecoder, MLPEncoder
-from vae_lightning.models.vae_module import VAE
+from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
+from vae_lightning.models.likelihoods.gaussian import GaussianLikelihood
+from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
+from vae_lightning.models.vae import VAE
 
 torch.manual_seed(0)
 

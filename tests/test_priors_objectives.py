@@ -12,15 +12,17 @@ from vae_lightning.models.diagonal_normal import (
     diagonal_normal_mixture_log_probs,
     kl_to_standard_normal,
 )
-from vae_lightning.models.likelihoods import BernoulliLikelihood
-from vae_lightning.models.networks import MLPDecoder, MLPEncoder
-from vae_lightning.models.objectives import ELBO, IWAE, BetaTCVAE, CyclicalKLELBO, TrainingContext
-from vae_lightning.models.priors import (
-    GaussianMixturePrior,
-    StandardNormalPrior,
-    VampPrior,
-)
-from vae_lightning.models.vae_module import VAE
+from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
+from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
+from vae_lightning.models.objectives.base import TrainingContext
+from vae_lightning.models.objectives.beta_tc import BetaTCVAE
+from vae_lightning.models.objectives.cyclical_elbo import CyclicalKLELBO
+from vae_lightning.models.objectives.elbo import ELBO
+from vae_lightning.models.objectives.iwae import IWAE
+from vae_lightning.models.priors.mixture import GaussianMixturePrior
+from vae_lightning.models.priors.standard_normal import StandardNormalPrior
+from vae_lightning.models.priors.vamp import VampPrior
+from vae_lightning.models.vae import VAE
 
 
 def make_vae(prior=StandardNormalPrior, objective=None, latent_dim: int = 4, seed: int = 0) -> VAE:

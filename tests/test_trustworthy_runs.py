@@ -84,8 +84,8 @@ def test_resume_applies_typed_overrides_and_keeps_the_runs_loggers_and_folders(f
         ("seed=7", "seed", "12345", "7"),
         ("model.latent_dim=5", "model.latent_dim", "20", "5"),
         ("data.batch_size=64", "data.batch_size", "128", "64"),
-        ("likelihood=gaussian", "likelihood._target_", "'vae_lightning.models.likelihoods.BernoulliLikelihood'",
-         "'vae_lightning.models.likelihoods.GaussianLikelihood'"),
+        ("likelihood=gaussian", "likelihood._target_", "'vae_lightning.models.likelihoods.bernoulli.BernoulliLikelihood'",
+         "'vae_lightning.models.likelihoods.gaussian.GaussianLikelihood'"),
     ],
 )
 def test_resume_refuses_a_change_of_model_data_or_seed_in_one_line(finished_run, tmp_path, override, key, before, now):

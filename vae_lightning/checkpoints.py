@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.build import build_model
-from vae_lightning.models.vae_module import CONFIG_KEY, VAE
+from vae_lightning.models.vae import CONFIG_KEY, VAE
 
 
 def read_checkpoint(path: str | Path, for_training: bool = False) -> dict[str, Any]:

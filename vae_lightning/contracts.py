@@ -1,7 +1,8 @@
 """Argument contracts of components, written once as annotations and read twice.
 
 A component annotates its constructor's settings with the types below (``k: Count``, ``ratio: Fraction``,
-``binarize: Binarize``) and is decorated ``@checked("model.objective")``. Then
+``binarize: Binarize``) and is decorated ``@checked``; its base class names its config section
+(``Objective.config_section = "model.objective"``). Then
 
 * building it checks every argument against its annotation (:func:`checked`), and
 * the pre-flight check reads the same annotations from the component's *source* (``utils/contract_check.py``,
@@ -80,25 +81,21 @@ def refusal(setting: str, value: Any, rule: Rule) -> ConfigError:
     return ConfigError(f"{setting}={value!r} is not allowed; use {rule.describe()}")
 
 
-def checked(group: str):
+def checked(cls: type) -> type:
     """Class decorator: the constructor refuses any argument its annotation does not allow, naming the setting
-    as ``group.name`` (e.g. ``model.objective.k``)."""
+    as ``section.name`` (e.g. ``model.objective.k``), the section being the class's ``config_section``."""
+    init = cls.__init__
+    signature = inspect.signature(init)
+    rules = {name: rule for name, hint in typing.get_type_hints(init, include_extras=True).items()
+             if (rule := rule_of(hint)) is not None}
 
-    def decorate(cls: type) -> type:
-        init = cls.__init__
-        signature = inspect.signature(init)
-        rules = {name: rule for name, hint in typing.get_type_hints(init, include_extras=True).items()
-                 if (rule := rule_of(hint)) is not None}
+    @functools.wraps(init)
+    def checked_init(self, *args: Any, **kwargs: Any) -> None:
+        for name, value in signature.bind(self, *args, **kwargs).arguments.items():
+            rule = rules.get(name)
+            if rule is not None and value is not None and not rule.allows(value):
+                raise refusal(f"{cls.config_section}.{name}", value, rule)
+        init(self, *args, **kwargs)
 
-        @functools.wraps(init)
-        def checked_init(self, *args: Any, **kwargs: Any) -> None:
-            for name, value in signature.bind(self, *args, **kwargs).arguments.items():
-                rule = rules.get(name)
-                if rule is not None and value is not None and not rule.allows(value):
-                    raise refusal(f"{group}.{name}", value, rule)
-            init(self, *args, **kwargs)
-
-        cls.__init__ = checked_init
-        return cls
-
-    return decorate
+    cls.__init__ = checked_init
+    return cls

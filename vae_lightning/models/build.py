@@ -5,7 +5,7 @@ import torch
 from omegaconf import DictConfig
 
 from vae_lightning.errors import ConfigError
-from vae_lightning.models.vae_module import VAE
+from vae_lightning.models.vae import VAE
 
 #: bytes per parameter in training: float32 weights, gradients and Adam's two moment estimates
 TRAINING_BYTES_PER_PARAMETER = 4 * 4

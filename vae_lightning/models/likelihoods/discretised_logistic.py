@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from vae_lightning.contracts import Count, checked
-from vae_lightning.models.likelihoods import Likelihood
+from vae_lightning.models.likelihoods.base import Likelihood
 
 LEVELS = 256
 BIN_WIDTH = 1.0 / (LEVELS - 1)  # pixels x = k / 255
@@ -40,7 +40,7 @@ def discretised_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
     return torch.where(level <= 0, log_below_upper, torch.where(level >= LEVELS - 1, log_above_lower, middle))
 
 
-@checked("likelihood")
+@checked
 class DiscretisedLogisticLikelihood(Likelihood):
     """Independent 8-bit pixels, each a mixture of ``components`` discretised logistics.
 

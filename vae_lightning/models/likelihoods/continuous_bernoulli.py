@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import ContinuousBernoulli
 
-from vae_lightning.models.likelihoods import Likelihood
+from vae_lightning.models.likelihoods.base import Likelihood
 
 #: below this |logit| the log-normaliser uses its Taylor series (the closed form is 0 / 0 at logit 0)
 TAYLOR_BELOW = 1e-2

@@ -18,9 +18,11 @@ from vae_lightning.models.diagonal_normal import (
     reparameterise,
 )
 from vae_lightning.models.latent_statistics import LatentStatistics
-from vae_lightning.models.likelihoods import Likelihood
-from vae_lightning.models.objectives import ELBO, LatentSample, Objective, TrainingContext, kl_terms
-from vae_lightning.models.priors import Prior, StandardNormalPrior
+from vae_lightning.models.likelihoods.base import Likelihood
+from vae_lightning.models.objectives.base import LatentSample, Objective, TrainingContext, kl_terms
+from vae_lightning.models.objectives.elbo import ELBO
+from vae_lightning.models.priors.base import Prior
+from vae_lightning.models.priors.standard_normal import StandardNormalPrior
 from vae_lightning.utils.optimizer_settings import apply_configured_settings
 from vae_lightning.utils.random_state import restore_random_state, save_random_state
 from vae_lightning.utils.training_metrics import is_logging_step, training_terms, write_training_metrics

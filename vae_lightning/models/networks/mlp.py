@@ -1,0 +1,48 @@
+"""Fully connected encoder and decoder (Kingma and Welling's 784-400-20 network by default)."""
+
+from collections.abc import Sequence
+from math import prod
+
+import torch
+from torch import nn
+
+from vae_lightning.contracts import Activation, checked
+from vae_lightning.models.networks.base import Decoder, Encoder, mlp
+
+
+@checked
+class MLPEncoder(Encoder):
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        latent_dim: int,
+        hidden_dims: Sequence[int] = (400,),
+        activation: Activation = "relu",
+    ) -> None:
+        super().__init__()
+        self.body = mlp([prod(image_shape), *hidden_dims], activation)
+        self.head = nn.Linear(hidden_dims[-1] if hidden_dims else prod(image_shape), 2 * latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.body(x.flatten(1))).chunk(2, dim=-1)
+        return mu, logvar
+
+
+@checked
+class MLPDecoder(Decoder):
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        latent_dim: int,
+        out_channels: int,
+        hidden_dims: Sequence[int] = (400,),
+        activation: Activation = "relu",
+    ) -> None:
+        super().__init__()
+        _, height, width = image_shape
+        self.out_shape = (out_channels, height, width)
+        self.body = mlp([latent_dim, *hidden_dims], activation)
+        self.head = nn.Linear(hidden_dims[-1] if hidden_dims else latent_dim, prod(self.out_shape))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(z)).unflatten(-1, self.out_shape)

@@ -1,0 +1,79 @@
+"""Training objectives: what a training step minimises, given the model's components.
+
+Contract: an objective is called as ``objective(model, x, context)`` with the model (a :class:`LatentModel`:
+``sample_latents`` and ``prior``; q(z|x) is a diagonal Gaussian), a batch x of shape (B, C, H, W) and a
+:class:`TrainingContext` (step, epoch, steps per epoch, total steps, training-set size), and returns
+:class:`ObjectiveTerms`: the scalar ``loss`` that is minimised, and the per-example ``recon`` = -log p(x|z) and
+``kl`` estimates that are logged as ``train/recon`` and ``train/kl`` (so ``train/elbo`` = -(recon + kl) means the
+same for every objective). A constructor refuses a bad argument with a ``ConfigError`` naming the setting.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import torch
+
+from vae_lightning.models.diagonal_normal import diagonal_normal_log_prob
+from vae_lightning.models.priors.base import Prior
+
+
+@dataclass
+class ObjectiveTerms:
+    loss: torch.Tensor  # scalar, minimised (nats per example)
+    recon: torch.Tensor  # (B,) -log p(x|z) at one posterior sample per example
+    kl: torch.Tensor  # (B,) KL(q(z|x) || p(z)): closed form when the prior has one, else one-sample MC
+
+
+@dataclass
+class LatentSample:
+    """Posterior parameters and S samples per example with their decoder log-likelihoods."""
+
+    mu: torch.Tensor  # (B, D)
+    logvar: torch.Tensor  # (B, D)
+    z: torch.Tensor  # (S, B, D)
+    log_px_z: torch.Tensor  # (S, B)
+
+
+@dataclass(frozen=True)
+class TrainingContext:
+    """What an objective may know about the run besides the batch; the VAE fills it in on every step."""
+
+    step: int = 0  # optimiser steps taken so far (0 on the first)
+    epoch: int = 0
+    steps_per_epoch: int = 1
+    total_steps: int = 0  # of the whole run (max_epochs x steps per epoch, or max_steps); 0: unbounded
+    dataset_size: int = 0  # training examples per epoch (N of the minibatch estimators); 0: unknown
+
+
+class LatentModel(Protocol):
+    """What an objective may ask of the model."""
+
+    prior: Prior
+
+    def sample_latents(self, x: torch.Tensor, n_samples: int = 1) -> LatentSample: ...
+
+
+def kl_terms(model: LatentModel, terms: LatentSample) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(KL per example from the first sample, KL per dimension (B, D) or None when not in closed form)."""
+    kl_per_dim = model.prior.analytic_kl(terms.mu, terms.logvar)
+    if kl_per_dim is not None:
+        return kl_per_dim.sum(-1), kl_per_dim
+    z = terms.z[0]
+    return diagonal_normal_log_prob(z, terms.mu, terms.logvar) - model.prior.log_prob(z), None
+
+
+def log_importance_weights(prior: Prior, sample: LatentSample) -> torch.Tensor:
+    """log p(x|z_s) + log p(z_s) - log q(z_s|x) for each sample, shape (S, B): the terms of the
+    importance-weighted bound, whose log-mean-exp estimates log p(x)."""
+    return sample.log_px_z + prior.log_prob(sample.z) - diagonal_normal_log_prob(sample.z, sample.mu, sample.logvar)
+
+
+class Objective(ABC):
+    """Turns the model's components into a loss; see the module docstring."""
+
+    #: where its settings live in the config (named in refusals of a bad setting)
+    config_section: ClassVar[str] = "model.objective"
+
+    @abstractmethod
+    def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms: ...
