@@ -10,7 +10,7 @@ LAYERS = {
     "train": 3, "evaluate": 3, "sample": 3,
     "pipelines": 2,
     "models": 1, "data": 1, "callbacks": 1, "evaluation": 1, "loggers": 1, "report": 1, "checkpoints": 1,
-    "utils": 0, "console": 0, "choices": 0, "contracts": 0, "errors": 0, "resolvers": 0,
+    "utils": 0, "console": 0, "choices": 0, "earlier_versions": 0, "contracts": 0, "errors": 0, "resolvers": 0,
 }
 
 

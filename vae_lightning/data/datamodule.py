@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from vae_lightning.choices import LEGACY_PIXEL_KEYS, PIXEL_MODES, check_choice
+from vae_lightning.choices import PIXEL_MODES, check_choice
 from vae_lightning.console import log
 from vae_lightning.data.batching import tensor_loader
 from vae_lightning.data.pixels import to_model_input
@@ -20,6 +20,7 @@ from vae_lightning.data.sources import (
     load_digits,
     resolve_order,
 )
+from vae_lightning.earlier_versions import LEGACY_PIXEL_KEYS
 
 
 def datamodule_for(data_cfg: DictConfig, pixels: str) -> "DigitsDataModule":

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vae_lightning.choices import LEGACY_PIXEL_KEYS
+from vae_lightning.earlier_versions import LEGACY_PIXEL_KEYS, upgraded
 from vae_lightning.errors import ConfigError
 
 #: the checkpoint written on Ctrl-C or SIGTERM (callbacks/interrupt.py)
@@ -99,7 +99,7 @@ LEGACY_KEYS = frozenset(f"data.{key}" for key in LEGACY_PIXEL_KEYS)
 
 def check_unchanged(cfg: DictConfig, run_dir: Path) -> None:
     """Refuse in one line a resumed config whose model, data or seed differ from the earlier run's."""
-    saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
+    saved = upgraded(OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True))
     for section in FIXED_ON_RESUME:
         node = OmegaConf.select(cfg, section, default=None)
         now = _flatten(OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node, section)
