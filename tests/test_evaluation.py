@@ -11,6 +11,7 @@ from vae_lightning.data.batching import tensor_loader
 from vae_lightning.evaluation.frechet import frechet_distance
 from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
 from vae_lightning.models.likelihoods.gaussian import GaussianLikelihood
+from vae_lightning.models.marginal_likelihood import importance_weighted_nll
 from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
 from vae_lightning.models.vae import VAE
 
@@ -29,7 +30,7 @@ def test_k1_importance_weighted_estimate_is_the_negative_elbo_in_expectation():
     x = (torch.rand(6, 1, 28, 28) > 0.5).float()
     torch.manual_seed(1)
     with torch.no_grad():
-        iw = repeated(lambda: model.importance_weighted_nll(x, k=1), 3000)
+        iw = repeated(lambda: importance_weighted_nll(model, x, 1), 3000)
         elbo = repeated(lambda: model(x)["recon"] + model(x)["kl"], 3000)
     standard_error = (iw.var(0) / len(iw) + elbo.var(0) / len(elbo)).sqrt()
     assert torch.all((iw.mean(0) - elbo.mean(0)).abs() < 4 * standard_error + 1e-3), (iw.mean(0), elbo.mean(0))
@@ -40,7 +41,7 @@ def test_more_importance_samples_give_a_tighter_bound():
     x = (torch.rand(8, 1, 28, 28) > 0.5).float()
     torch.manual_seed(2)
     with torch.no_grad():
-        estimates = {k: repeated(lambda k=k: model.importance_weighted_nll(x, k=k), 50) for k in (1, 10, 100, 1000)}
+        estimates = {k: repeated(lambda k=k: importance_weighted_nll(model, x, k), 50) for k in (1, 10, 100, 1000)}
     means = [estimates[k].mean().item() for k in (1, 10, 100, 1000)]
     spreads = [estimates[k].std(0).mean().item() for k in (1, 10, 100, 1000)]
     assert means[0] > means[1] > means[2] > means[3], means  # lower NLL with more samples
@@ -50,12 +51,10 @@ def test_more_importance_samples_give_a_tighter_bound():
 def test_chunking_does_not_change_the_estimate():
     model = small_vae()
     x = (torch.rand(5, 1, 28, 28) > 0.5).float()
-    model.iw_chunk_elements = 5 * 7  # 7 samples per chunk
     torch.manual_seed(3)
-    chunked = model.importance_weighted_nll(x, k=300)
-    model.iw_chunk_elements = 10**6  # one chunk
+    chunked = importance_weighted_nll(model, x, 300, chunk_elements=5 * 7)  # 7 samples per chunk
     torch.manual_seed(3)
-    single = model.importance_weighted_nll(x, k=300)
+    single = importance_weighted_nll(model, x, 300, chunk_elements=10**6)  # one chunk
     # different random streams, same estimator: equal within Monte Carlo noise, both finite
     assert torch.isfinite(chunked).all() and (chunked - single).abs().max() < 2.0
 
@@ -102,9 +101,9 @@ def test_estimate_converges_to_the_exact_likelihood_of_probabilistic_pca():
     marginal = torch.distributions.MultivariateNormal(b, W @ W.T + sigma**2 * torch.eye(6, dtype=torch.float64))
     x = marginal.sample((16,)).view(16, 1, 2, 3)
     exact = -marginal.log_prob(x.flatten(1))
-    nll_1 = torch.stack([model.importance_weighted_nll(x, k=1) for _ in range(200)]).mean(0)
-    nll_100 = model.importance_weighted_nll(x, k=100)
-    nll_big = model.importance_weighted_nll(x, k=50_000)
+    nll_1 = torch.stack([importance_weighted_nll(model, x, 1) for _ in range(200)]).mean(0)
+    nll_100 = importance_weighted_nll(model, x, 100)
+    nll_big = importance_weighted_nll(model, x, 50_000)
     assert (nll_1 - exact).mean() > 0.05  # the one-sample bound is visibly loose
     assert (nll_big - exact).abs().mean() < (nll_100 - exact).abs().mean()
     torch.testing.assert_close(nll_big, exact, atol=0.01, rtol=0)

@@ -13,6 +13,7 @@ from vae_lightning.models.diagonal_normal import (
     kl_to_standard_normal,
 )
 from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
+from vae_lightning.models.marginal_likelihood import importance_weighted_nll
 from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
 from vae_lightning.models.objectives.base import TrainingContext
 from vae_lightning.models.objectives.beta_tc import BetaTCVAE
@@ -102,9 +103,9 @@ def test_mixture_with_one_standard_component_gives_the_standard_priors_numbers()
     torch.testing.assert_close(mixture.prior.log_prob(z), standard.prior.log_prob(z))
     for k in (1, 20):
         torch.manual_seed(3)
-        expected = standard.importance_weighted_nll(x, k)
+        expected = importance_weighted_nll(standard, x, k)
         torch.manual_seed(3)
-        torch.testing.assert_close(mixture.importance_weighted_nll(x, k), expected)
+        torch.testing.assert_close(importance_weighted_nll(mixture, x, k), expected)
     # the same prior, so samples from the same noise are the same images
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     torch.testing.assert_close(mixture.sample_images(8, generator=g()), standard.sample_images(8, generator=g()))

@@ -7,23 +7,19 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
-from torchmetrics import MeanMetric
 
 from vae_lightning.console import log
-from vae_lightning.models.diagonal_normal import (
-    PerExampleNoise,
-    clamp_logvar,
-    diagonal_normal_log_prob,
-    reparameterise,
-)
+from vae_lightning.models.diagonal_normal import PerExampleNoise, clamp_logvar, reparameterise
+from vae_lightning.models.epoch_means import EpochMeans
 from vae_lightning.models.latent_statistics import LatentStatistics
 from vae_lightning.models.likelihoods.base import Likelihood
-from vae_lightning.models.objectives.base import LatentSample, Objective, TrainingContext, kl_terms
+from vae_lightning.models.marginal_likelihood import importance_weighted_nll
+from vae_lightning.models.networks.base import Decoder, Encoder
+from vae_lightning.models.objectives.base import LatentSample, Objective, TrainingContext, kl_terms, run_shape
 from vae_lightning.models.objectives.elbo import ELBO
 from vae_lightning.models.priors.base import Prior
 from vae_lightning.models.priors.standard_normal import StandardNormalPrior
-from vae_lightning.utils.optimizer_settings import apply_configured_settings
+from vae_lightning.utils.optimizer_settings import reapply_configured_settings
 from vae_lightning.utils.random_state import restore_random_state, save_random_state
 from vae_lightning.utils.training_metrics import is_logging_step, training_terms, write_training_metrics
 
@@ -51,8 +47,8 @@ class VAE(L.LightningModule):
 
     def __init__(
         self,
-        encoder: Callable[..., nn.Module],
-        decoder: Callable[..., nn.Module],
+        encoder: Callable[..., Encoder],
+        decoder: Callable[..., Decoder],
         likelihood: Likelihood,
         image_shape: Sequence[int] = (1, 28, 28),
         latent_dim: int = 20,
@@ -82,7 +78,7 @@ class VAE(L.LightningModule):
         self.iw_samples = iw_samples
         self.iw_chunk_elements = iw_chunk_elements
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, stored in checkpoints
-        self._eval_metrics = nn.ModuleDict()
+        self.epoch_means = EpochMeans()
         # evaluation noise: the same z-draw for each example every epoch, on any number of ranks
         self._eval_noise = {"val": PerExampleNoise(latent_dim, seed=1), "test": PerExampleNoise(latent_dim, seed=2)}
         # the training metrics of the latest logging step (floats), for the progress bar and the run summary
@@ -115,24 +111,6 @@ class VAE(L.LightningModule):
         return {"recon": -sample.log_px_z[0], "kl": kl, "kl_per_dim": kl_per_dim, "mu": sample.mu}
 
     @torch.no_grad()
-    def importance_weighted_nll(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """-log p(x) estimated with k importance samples from q(z|x) (Burda et al., 2016), per example.
-
-        -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x); an upper bound on -log p(x) that tightens as k grows.
-        Samples are drawn in chunks of at most ``iw_chunk_elements`` decoder passes and folded into a running
-        log-sum-exp, so memory does not grow with k.
-        """
-        mu, logvar = self.encode(x)
-        chunk = max(1, self.iw_chunk_elements // x.shape[0])
-        total = torch.full((x.shape[0],), -math.inf, device=x.device, dtype=x.dtype)
-        for start in range(0, k, chunk):
-            z = reparameterise(mu, logvar, n_samples=min(chunk, k - start))
-            log_px_z = self.likelihood.log_prob(self.decode(z), x)
-            log_weights = log_px_z + self.prior.log_prob(z) - diagonal_normal_log_prob(z, mu, logvar)
-            total = torch.logaddexp(total, torch.logsumexp(log_weights, dim=0))
-        return -(total - math.log(k))
-
-    @torch.no_grad()
     def sample_images(self, n: int, mean: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images decoded from z ~ p(z): the likelihood's mean (default) or a draw from it."""
         params = self.decode(self.prior.sample(n, generator=generator))
@@ -153,18 +131,10 @@ class VAE(L.LightningModule):
     def on_train_start(self) -> None:
         """The run's shape for the objective's context; and after a checkpoint is restored, its optimizer trains
         with this run's configured settings."""
-        trainer = self.trainer
-        total = trainer.estimated_stepping_batches
-        self._run_shape = {
-            "steps_per_epoch": int(trainer.num_training_batches),
-            "total_steps": int(total) if math.isfinite(total) else 0,
-            "dataset_size": int((getattr(trainer.datamodule, "info", None) or {}).get("n_train", 0)),
-        }
-        schedulers = [config.scheduler for config in self.trainer.lr_scheduler_configs]
-        for optimizer in self.trainer.optimizers:
-            changed = apply_configured_settings(optimizer, dict(getattr(self.optimizer_factory, "keywords", {})), schedulers)
-            if changed:
-                log.info("optimizer settings from this run's config, not the checkpoint's: %s", "; ".join(changed))
+        self._run_shape = run_shape(self.trainer)
+        changed = reapply_configured_settings(self.trainer, dict(getattr(self.optimizer_factory, "keywords", {})))
+        if changed:
+            log.info("optimizer settings from this run's config, not the checkpoint's: %s", "; ".join(changed))
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())
@@ -175,58 +145,36 @@ class VAE(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------------
     # Validation and test: per-example sums and counts, reduced exactly across DDP ranks
-    def _update_mean(self, name: str, per_example: torch.Tensor) -> None:
-        key = name.replace("/", "__")
-        if key not in self._eval_metrics:
-            self._eval_metrics[key] = MeanMetric().to(self.device)
-        self._eval_metrics[key].update(per_example)
-
-    def _evaluate_batch(self, batch: tuple[torch.Tensor, ...], stage: str) -> dict[str, torch.Tensor]:
-        x, _, index = batch
-        eps = self._eval_noise[stage](index).to(device=x.device, dtype=x.dtype)
-        return self(x, eps=eps)
-
     def _evaluate_elbo(self, batch: tuple[torch.Tensor, ...], stage: str) -> dict[str, torch.Tensor]:
-        """The batch's ELBO terms with fixed noise, added to ``{stage}/recon``, ``/kl`` and ``/loss``."""
-        out = self._evaluate_batch(batch, stage)
-        self._update_mean(f"{stage}/recon", out["recon"])
-        self._update_mean(f"{stage}/kl", out["kl"])
-        self._update_mean(f"{stage}/loss", out["recon"] + out["kl"])
+        """The batch's ELBO terms with each example's fixed noise, added to ``{stage}/recon``, ``/kl``, ``/loss``."""
+        x, _, index = batch
+        out = self(x, eps=self._eval_noise[stage](index).to(device=x.device, dtype=x.dtype))
+        for name, values in (("recon", out["recon"]), ("kl", out["kl"]), ("loss", out["recon"] + out["kl"])):
+            self.epoch_means.update(f"{stage}/{name}", values)
         return out
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._evaluate_elbo(batch, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        x = batch[0]
         out = self._evaluate_elbo(batch, "test")
-        self._update_mean("test/nll_iw", self.importance_weighted_nll(x, self.iw_samples))
+        nll = importance_weighted_nll(self, batch[0], self.iw_samples, self.iw_chunk_elements)
+        self.epoch_means.update("test/nll_iw", nll)
         self._latent_statistics.update(out["mu"], out["kl_per_dim"])
 
     def on_test_epoch_start(self) -> None:
         self._latent_statistics = LatentStatistics()
 
-    def _log_epoch_means(self, stage: str) -> dict[str, torch.Tensor]:
-        values = {}
-        for key, metric in self._eval_metrics.items():
-            name = key.replace("__", "/")
-            if name.startswith(f"{stage}/") and metric.update_count:
-                values[name] = metric.compute()
-                metric.reset()
-        if values:
-            self.log_dict(values, prog_bar=stage == "val", **ALREADY_REDUCED)
-        return values
-
     def on_validation_epoch_end(self) -> None:
-        self._log_epoch_means("val")
+        self.log_dict(self.epoch_means.pop("val"), prog_bar=True, **ALREADY_REDUCED)
 
     def on_test_epoch_end(self) -> None:
-        means = self._log_epoch_means("test")
+        means = self.epoch_means.pop("test")
         self.test_details, n_active = self._latent_statistics.summary(
             lambda value: self.trainer.strategy.reduce(value, reduce_op="sum"))
-        extra = {"test/active_units": n_active, "test/iw_samples": float(self.iw_samples)}
-        extra.update(self.likelihood.data_scores(float(means["test/nll_iw"]), math.prod(self.image_shape)))
-        self.log_dict(extra, **ALREADY_REDUCED)
+        means.update({"test/active_units": n_active, "test/iw_samples": float(self.iw_samples)})
+        means.update(self.likelihood.data_scores(float(means["test/nll_iw"]), math.prod(self.image_shape)))
+        self.log_dict(means, **ALREADY_REDUCED)
 
     # ----------------------------------------------------------------------------------------------
     # Checkpoints carry the resolved config so a checkpoint alone rebuilds its model.

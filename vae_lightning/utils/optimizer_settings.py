@@ -26,3 +26,10 @@ def apply_configured_settings(optimizer: Optimizer, settings: dict[str, Any], sc
                     if hasattr(scheduler, "base_lrs"):
                         scheduler.base_lrs[index] = value
     return sorted(set(changed))
+
+
+def reapply_configured_settings(trainer: Any, settings: dict[str, Any]) -> list[str]:
+    """:func:`apply_configured_settings` for every optimizer of a trainer, with its schedulers."""
+    schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
+    return sorted({change for optimizer in trainer.optimizers
+                   for change in apply_configured_settings(optimizer, settings, schedulers)})

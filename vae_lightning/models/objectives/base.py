@@ -8,13 +8,15 @@ Contract: an objective is called as ``objective(model, x, context)`` with the mo
 same for every objective). A constructor refuses a bad argument with a ``ConfigError`` naming the setting.
 """
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 
 from vae_lightning.models.diagonal_normal import diagonal_normal_log_prob
+from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.models.priors.base import Prior
 
 
@@ -46,10 +48,26 @@ class TrainingContext:
     dataset_size: int = 0  # training examples per epoch (N of the minibatch estimators); 0: unknown
 
 
+def run_shape(trainer: Any) -> dict[str, int]:
+    """The fixed part of a run's TrainingContext (steps per epoch, total steps, training-set size), from a
+    Lightning trainer whose fit has started."""
+    total = trainer.estimated_stepping_batches
+    return {
+        "steps_per_epoch": int(trainer.num_training_batches),
+        "total_steps": int(total) if math.isfinite(total) else 0,
+        "dataset_size": int((getattr(trainer.datamodule, "info", None) or {}).get("n_train", 0)),
+    }
+
+
 class LatentModel(Protocol):
-    """What an objective may ask of the model."""
+    """What an objective (or an estimate of log p(x)) may ask of the model."""
 
     prior: Prior
+    likelihood: Likelihood
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
 
     def sample_latents(self, x: torch.Tensor, n_samples: int = 1) -> LatentSample: ...
 
