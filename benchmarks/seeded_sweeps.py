@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vae_lightning.evaluation.seed_statistics import Summary, compare, summarise
+from vae_lightning.analysis.seed_statistics import Summary, compare, summarise
 from vae_lightning.report import job_dirs, read_job
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
+from vae_lightning.analysis.frechet import frechet_distance
 from vae_lightning.data.batching import tensor_loader
-from vae_lightning.evaluation.frechet import frechet_distance
 from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
 from vae_lightning.models.likelihoods.gaussian import GaussianLikelihood
 from vae_lightning.models.marginal_likelihood import importance_weighted_nll

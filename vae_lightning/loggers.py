@@ -1,10 +1,13 @@
-"""Logger factories that add behaviour the plain Lightning loggers do not have."""
+"""Logger factories that add behaviour the plain Lightning loggers do not have, and sending images to the
+loggers that take them."""
 
 import os
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import WandbLogger
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from vae_lightning.choices import WANDB_MODES, check_choice
 from vae_lightning.console import is_rank_zero, log, on_rank_zero
@@ -102,3 +105,11 @@ def log_sweep_report(sweep_dir: Path, project: str, mode: str | None, header: li
         run.finish()
     except Exception as err:  # as for the jobs' runs: W&B never breaks the sweep
         log.warning("W&B could not take the sweep report (%s: %s)", type(err).__name__, " ".join(str(err).split())[:300])
+
+
+def log_image(trainer: L.Trainer, key: str, grid: torch.Tensor) -> None:
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[grid], step=trainer.global_step)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(key, grid, global_step=trainer.global_step)

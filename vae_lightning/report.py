@@ -21,7 +21,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from vae_lightning.evaluation.seed_statistics import Summary, compare, summarise
+from vae_lightning.analysis.seed_statistics import Summary, compare, summarise
 
 REPORT_METRICS = ("test/bits_per_dim", "test/nll_iw", "test/loss", "test/kl", "test/active_units", "val/loss")
 

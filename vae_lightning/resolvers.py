@@ -7,6 +7,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from vae_lightning.utils.user_cache import user_cache_dir
+
 
 def unique_suffix() -> str:
     return secrets.token_hex(3)
@@ -37,3 +39,5 @@ def register_resolvers() -> None:
     for name, function in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function, use_cache=True)
+    if not OmegaConf.has_resolver("user_cache"):  # read at each use: the environment may change between composes
+        OmegaConf.register_new_resolver("user_cache", lambda: str(user_cache_dir()))

@@ -15,7 +15,7 @@ register_resolvers()
 
 def checked_sample(cfg: DictConfig) -> dict[str, float]:
     validate_sample_values(cfg)
-    from vae_lightning.pipelines.sampling import sample
+    from vae_lightning.pipelines.sample_grid import sample
 
     return sample(cfg)
 

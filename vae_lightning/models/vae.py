@@ -1,6 +1,5 @@
 """The VAE as a LightningModule: minimises the negative ELBO per example, in nats."""
 
-import math
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -9,17 +8,15 @@ import lightning as L
 import torch
 
 from vae_lightning.console import log
-from vae_lightning.models.diagonal_normal import PerExampleNoise, clamp_logvar, reparameterise
-from vae_lightning.models.epoch_means import EpochMeans
-from vae_lightning.models.latent_statistics import LatentStatistics
+from vae_lightning.models.diagonal_normal import clamp_logvar, reparameterise
+from vae_lightning.models.evaluation_pass import EvaluationPass
 from vae_lightning.models.likelihoods.base import Likelihood
-from vae_lightning.models.marginal_likelihood import importance_weighted_nll
 from vae_lightning.models.networks.base import Decoder, Encoder
 from vae_lightning.models.objectives.base import LatentSample, Objective, TrainingContext, kl_terms, run_shape
 from vae_lightning.models.objectives.elbo import ELBO
 from vae_lightning.models.priors.base import Prior
 from vae_lightning.models.priors.standard_normal import StandardNormalPrior
-from vae_lightning.utils.optimizer_settings import reapply_configured_settings
+from vae_lightning.utils.optimizer_settings import optimizers_for, reapply_configured_settings
 from vae_lightning.utils.random_state import restore_random_state, save_random_state
 from vae_lightning.utils.training_metrics import is_logging_step, training_terms, write_training_metrics
 
@@ -78,9 +75,7 @@ class VAE(L.LightningModule):
         self.iw_samples = iw_samples
         self.iw_chunk_elements = iw_chunk_elements
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, stored in checkpoints
-        self.epoch_means = EpochMeans()
-        # evaluation noise: the same z-draw for each example every epoch, on any number of ranks
-        self._eval_noise = {"val": PerExampleNoise(latent_dim, seed=1), "test": PerExampleNoise(latent_dim, seed=2)}
+        self.evaluation = EvaluationPass(latent_dim)
         # the training metrics of the latest logging step (floats), for the progress bar and the run summary
         self.training_metrics: dict[str, float] = {}
         # the fixed part of the objective's TrainingContext, set when training starts
@@ -137,44 +132,23 @@ class VAE(L.LightningModule):
             log.info("optimizer settings from this run's config, not the checkpoint's: %s", "; ".join(changed))
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return optimizers_for(self.parameters(), self.optimizer_factory, self.scheduler_factory)
 
     # ----------------------------------------------------------------------------------------------
-    # Validation and test: per-example sums and counts, reduced exactly across DDP ranks
-    def _evaluate_elbo(self, batch: tuple[torch.Tensor, ...], stage: str) -> dict[str, torch.Tensor]:
-        """The batch's ELBO terms with each example's fixed noise, added to ``{stage}/recon``, ``/kl``, ``/loss``."""
-        x, _, index = batch
-        out = self(x, eps=self._eval_noise[stage](index).to(device=x.device, dtype=x.dtype))
-        for name, values in (("recon", out["recon"]), ("kl", out["kl"]), ("loss", out["recon"] + out["kl"])):
-            self.epoch_means.update(f"{stage}/{name}", values)
-        return out
-
+    # Validation and test (models/evaluation_pass.py)
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self._evaluate_elbo(batch, "val")
+        self.evaluation.update(self, batch, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        out = self._evaluate_elbo(batch, "test")
-        nll = importance_weighted_nll(self, batch[0], self.iw_samples, self.iw_chunk_elements)
-        self.epoch_means.update("test/nll_iw", nll)
-        self._latent_statistics.update(out["mu"], out["kl_per_dim"])
-
-    def on_test_epoch_start(self) -> None:
-        self._latent_statistics = LatentStatistics()
+        self.evaluation.update(self, batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.epoch_means.pop("val"), prog_bar=True, **ALREADY_REDUCED)
+        self.log_dict(self.evaluation.results("val"), prog_bar=True, **ALREADY_REDUCED)
 
     def on_test_epoch_end(self) -> None:
-        means = self.epoch_means.pop("test")
-        self.test_details, n_active = self._latent_statistics.summary(
-            lambda value: self.trainer.strategy.reduce(value, reduce_op="sum"))
-        means.update({"test/active_units": n_active, "test/iw_samples": float(self.iw_samples)})
-        means.update(self.likelihood.data_scores(float(means["test/nll_iw"]), math.prod(self.image_shape)))
-        self.log_dict(means, **ALREADY_REDUCED)
+        metrics, self.test_details = self.evaluation.test_results(
+            self, lambda value: self.trainer.strategy.reduce(value, reduce_op="sum"))
+        self.log_dict(metrics, **ALREADY_REDUCED)
 
     # ----------------------------------------------------------------------------------------------
     # Checkpoints carry the resolved config so a checkpoint alone rebuilds its model.

@@ -1,10 +1,12 @@
-"""A run resumed from a checkpoint trains with the optimizer settings of its config, not the checkpoint's.
+"""The optimizer a config describes; and a run resumed from a checkpoint trains with the optimizer settings
+of its config, not the checkpoint's.
 
 Lightning restores an optimizer's state with its saved ``param_groups``, hyperparameters included, so
 ``ckpt_path=last.ckpt model.optimizer.lr=0.01`` would otherwise record 0.01 in ``config.yaml`` and train at
 the checkpoint's learning rate. The moment estimates and step counts are kept.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from torch.optim import Optimizer
@@ -26,6 +28,14 @@ def apply_configured_settings(optimizer: Optimizer, settings: dict[str, Any], sc
                     if hasattr(scheduler, "base_lrs"):
                         scheduler.base_lrs[index] = value
     return sorted(set(changed))
+
+
+def optimizers_for(parameters: Any, optimizer: Callable[..., Optimizer], scheduler: Callable[..., Any] | None) -> Any:
+    """What ``configure_optimizers`` returns: the optimizer, with its scheduler (stepped per epoch) if any."""
+    built = optimizer(params=parameters)
+    if scheduler is None:
+        return built
+    return {"optimizer": built, "lr_scheduler": {"scheduler": scheduler(optimizer=built), "interval": "epoch"}}
 
 
 def reapply_configured_settings(trainer: Any, settings: dict[str, Any]) -> list[str]:

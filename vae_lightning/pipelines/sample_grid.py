@@ -7,9 +7,9 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid
 
+from vae_lightning.analysis.pictures import save_png
 from vae_lightning.checkpoints import load_model
 from vae_lightning.console import log
-from vae_lightning.evaluation.pictures import save_png
 from vae_lightning.resolvers import unique_suffix
 
 

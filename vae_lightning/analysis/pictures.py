@@ -10,9 +10,18 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
 
-from vae_lightning.utils.images import reconstruction_grid
-
 PAD = 2
+
+
+def reconstruction_grid(model, x: torch.Tensor, n_per_row: int) -> torch.Tensor:
+    """Inputs in odd rows, their reconstructions (the likelihood's mean at z = mu) below them."""
+    with torch.no_grad():
+        mu, _ = model.encode(x)
+        recon = model.likelihood.mean(model.decode(mu))
+    rows = []
+    for start in range(0, len(x), n_per_row):
+        rows += [x[start : start + n_per_row], recon[start : start + n_per_row]]
+    return make_grid(torch.cat(rows).clamp(0, 1), nrow=n_per_row, padding=2, pad_value=1.0)
 
 
 def _grid(images: torch.Tensor, nrow: int) -> torch.Tensor:

@@ -6,8 +6,9 @@ import lightning as L
 import torch
 from torchvision.utils import make_grid, save_image
 
+from vae_lightning.analysis.pictures import reconstruction_grid
 from vae_lightning.console import on_rank_zero
-from vae_lightning.utils.images import log_image, reconstruction_grid
+from vae_lightning.loggers import log_image
 
 
 class ImageGrids(L.Callback):

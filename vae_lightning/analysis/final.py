@@ -8,15 +8,15 @@ import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig
 
-from vae_lightning.console import on_rank_zero
-from vae_lightning.evaluation.frechet import (
+from vae_lightning.analysis.frechet import (
     accuracy,
     cached_classifier,
     classifier_features,
     frechet_distance,
 )
-from vae_lightning.evaluation.pictures import write_pictures
-from vae_lightning.utils.images import log_image
+from vae_lightning.analysis.pictures import write_pictures
+from vae_lightning.console import on_rank_zero
+from vae_lightning.loggers import log_image
 from vae_lightning.utils.stopwatch import Stopwatch
 
 

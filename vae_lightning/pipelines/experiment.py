@@ -9,10 +9,10 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+from vae_lightning.analysis.final import final_evaluation
 from vae_lightning.checkpoints import load_weights, read_checkpoint
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import datamodule_for, describe_data
-from vae_lightning.evaluation.final import final_evaluation
 from vae_lightning.loggers import finish_wandb_runs
 from vae_lightning.models.build import build_model
 from vae_lightning.utils.ddp import ddp_job

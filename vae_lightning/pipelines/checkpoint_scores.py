@@ -6,10 +6,10 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
+from vae_lightning.analysis.final import final_evaluation
 from vae_lightning.checkpoints import load_model
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import datamodule_for
-from vae_lightning.evaluation.final import final_evaluation
 from vae_lightning.utils.ddp import ddp_job
 from vae_lightning.utils.run_files import format_metrics, raise_if_nonfinite, scalar_metrics, write_json
 
@@ -31,12 +31,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         metrics.update(scalar_metrics(trainer.callback_metrics))
         metrics.update(final_evaluation(cfg, model, datamodule, output_dir) or {})
         raise_if_nonfinite(metrics, f"in the evaluation of {cfg.ckpt_path}")
-        report(cfg, output_dir, metrics, model, datamodule.info)
+        write_scores(cfg, output_dir, metrics, model, datamodule.info)
     return metrics
 
 
 @on_rank_zero
-def report(cfg: DictConfig, output_dir: Path, metrics: dict[str, float], model, data_info: dict) -> None:
+def write_scores(cfg: DictConfig, output_dir: Path, metrics: dict[str, float], model, data_info: dict) -> None:
     write_json(
         output_dir / "metrics.json",
         {

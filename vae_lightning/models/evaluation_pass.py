@@ -1,0 +1,51 @@
+"""What a validation or test pass measures, per example with fixed noise and reduced exactly across DDP ranks.
+
+Both passes: ``{stage}/recon``, ``/kl`` and ``/loss`` (the negative ELBO, whatever the training objective),
+each example with its own fixed noise draw, so the numbers depend neither on the batch size nor on the number of
+processes. The test pass adds ``test/nll_iw`` (k importance samples), the latent statistics (active units, KL
+per dimension) and what the likelihood makes of the NLL (``test/bits_per_dim``, ``test/nll_8bit``).
+"""
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from vae_lightning.models.diagonal_normal import PerExampleNoise
+from vae_lightning.models.epoch_means import EpochMeans
+from vae_lightning.models.latent_statistics import LatentStatistics
+from vae_lightning.models.marginal_likelihood import importance_weighted_nll
+
+
+class EvaluationPass(nn.Module):
+    """``update(model, batch, stage)`` on every batch, then ``results(stage)`` (validation) or ``test_results``."""
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        self.means = EpochMeans()
+        self.noise = {"val": PerExampleNoise(latent_dim, seed=1), "test": PerExampleNoise(latent_dim, seed=2)}
+        self.latent_statistics = LatentStatistics()
+
+    def update(self, model: Any, batch: tuple[torch.Tensor, ...], stage: str) -> None:
+        """One batch ``(x, y, index)`` of ``stage``; the model is the VAE (its forward gives the ELBO terms)."""
+        x, _, index = batch
+        out = model(x, eps=self.noise[stage](index).to(device=x.device, dtype=x.dtype))
+        for name, values in (("recon", out["recon"]), ("kl", out["kl"]), ("loss", out["recon"] + out["kl"])):
+            self.means.update(f"{stage}/{name}", values)
+        if stage == "test":
+            self.means.update("test/nll_iw", importance_weighted_nll(model, x, model.iw_samples, model.iw_chunk_elements))
+            self.latent_statistics.update(out["mu"], out["kl_per_dim"])
+
+    def results(self, stage: str) -> dict[str, torch.Tensor]:
+        return self.means.pop(stage)
+
+    def test_results(self, model: Any, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> tuple[dict[str, Any], dict]:
+        """(the test metrics, the per-dimension details), the sums reduced across ranks by ``reduce_sum``."""
+        metrics: dict[str, Any] = self.means.pop("test")
+        details, n_active = self.latent_statistics.summary(reduce_sum)
+        self.latent_statistics = LatentStatistics()
+        metrics.update({"test/active_units": n_active, "test/iw_samples": float(model.iw_samples)})
+        metrics.update(model.likelihood.data_scores(float(metrics["test/nll_iw"]), math.prod(model.image_shape)))
+        return metrics, details
