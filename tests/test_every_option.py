@@ -12,7 +12,7 @@ import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
 
-from vae_lightning.pipelines.experiment import train
+from vae_lightning.pipelines.fit_and_test import train
 from vae_lightning.utils.validation import config_groups
 
 #: groups that configure Hydra or a sweeper, not a training run: composed and checked, not trained

@@ -48,5 +48,5 @@ def test_no_module_imports_from_a_higher_layer():
 
 def test_the_check_can_fail(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("from vae_lightning.pipelines.experiment import train\n")
+    bad.write_text("from vae_lightning.pipelines.fit_and_test import train\n")
     assert LAYERS[unit(next(iter(imports(bad))))] > LAYERS["utils"]

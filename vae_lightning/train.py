@@ -20,7 +20,7 @@ register_resolvers()
 def checked_train(cfg: DictConfig) -> dict[str, float]:
     if not cfg.get("resume"):  # a resumed run is checked once its saved settings are filled in
         validate_train_config(cfg)
-    from vae_lightning.pipelines.experiment import train
+    from vae_lightning.pipelines.fit_and_test import train
 
     metrics, _ = train(cfg)
     return metrics
