@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_module
+from conftest import ROOT
 
 README = ROOT / "README.md"
 BLOCK = re.compile(r"^[ \t]*```bash\n(.*?)^[ \t]*```", re.S | re.M)
@@ -82,17 +82,13 @@ def run_readme_command(command: str, cwd: Path) -> None:
         targets = re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.M)
         assert words[1] in targets, f"README shows 'make {words[1]}', which the Makefile does not have"
         return  # make install / make test are what CI runs; make train is the default train command
-    if words[0].startswith("vae-lightning-"):  # a console script: installed beside the interpreter
-        module, args = "vae_lightning." + words[0].removeprefix("vae-lightning-"), words[1:]
-        script = Path(sys.executable).parent / words[0]
-        result = subprocess.run([str(script), *args, *FAST[module]], cwd=cwd, capture_output=True, text=True,
+    script = words[0].startswith("vae-lightning-")  # a console script: installed beside the interpreter
+    if script or (words[:2] == ["python", "-m"] and words[2] in FAST):
+        module = "vae_lightning." + words[0].removeprefix("vae-lightning-") if script else words[2]
+        program = [str(Path(sys.executable).parent / words[0])] if script else [sys.executable, "-m", module]
+        args = words[1:] if script else words[3:]
+        result = subprocess.run([*program, *args, *FAST[module]], cwd=cwd, capture_output=True, text=True,
                                 timeout=900, env={**os.environ, "WANDB_SILENT": "true"})
-        assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
-        check_outcome(module, args, result, cwd)
-        return
-    if words[:2] == ["python", "-m"] and words[2] in FAST:
-        module, args = words[2], words[3:]
-        result = run_module(module, *args, *FAST[module], cwd=cwd, timeout=900)
         assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
         check_outcome(module, args, result, cwd)
         return

