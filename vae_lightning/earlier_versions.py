@@ -45,6 +45,8 @@ RENAMED_TARGETS = {
         "vae_lightning.models.networks.conv.ConvDecoder",
     "vae_lightning.callbacks.images.ImageGrids":
         "vae_lightning.callbacks.image_grids.ImageGrids",
+    "vae_lightning.callbacks.interrupt.CheckpointOnInterrupt":
+        "vae_lightning.callbacks.checkpoint_on_interrupt.CheckpointOnInterrupt",
 }
 
 

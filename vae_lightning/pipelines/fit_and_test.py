@@ -17,6 +17,7 @@ from vae_lightning.loggers import finish_wandb_runs
 from vae_lightning.models.build import build_model
 from vae_lightning.utils.ddp import ddp_job
 from vae_lightning.utils.instantiators import instantiate_group
+from vae_lightning.utils.provenance import run_info
 from vae_lightning.utils.resume import apply_resume, check_same_data
 from vae_lightning.utils.run_files import (
     format_metrics,
@@ -27,7 +28,6 @@ from vae_lightning.utils.run_files import (
     write_json,
     write_yaml,
 )
-from vae_lightning.utils.run_info import run_info
 from vae_lightning.utils.stopwatch import PART_NAMES, Stopwatch
 from vae_lightning.utils.validation import validate_train_config
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vae_lightning.earlier_versions import LEGACY_PIXEL_KEYS, upgraded
 from vae_lightning.errors import ConfigError
 
-#: the checkpoint written on Ctrl-C or SIGTERM (callbacks/interrupt.py)
+#: the checkpoint written on Ctrl-C or SIGTERM (callbacks/checkpoint_on_interrupt.py)
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
 #: settings a resumed run keeps from the earlier run: they define the model, the data and its order
 FIXED_ON_RESUME = ("seed", "model", "likelihood", "data")

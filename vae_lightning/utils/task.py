@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from vae_lightning.console import is_rank_zero, log
 from vae_lightning.errors import USER_ERRORS
-from vae_lightning.utils.interruption import INTERRUPTED_EXIT, received_signal
+from vae_lightning.utils.stop_signals import INTERRUPTED_EXIT, received_signal
 
 #: exit code for a USER_ERRORS failure
 USER_ERROR_EXIT = 2
@@ -69,7 +69,7 @@ def run_task(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) ->
         metrics = task(cfg)
     except (SystemExit, KeyboardInterrupt) as err:
         # Ctrl-C and SIGTERM in training end as Lightning's SIGTERMException; elsewhere as a KeyboardInterrupt,
-        # or as Lightning's exit(1) after it handled one: the signal itself was noted (utils/interruption.py)
+        # or as Lightning's exit(1) after it handled one: the signal itself was noted (utils/stop_signals.py)
         signal_name = received_signal() or (
             "SIGINT" if isinstance(err, KeyboardInterrupt) else "SIGTERM" if is_sigterm(err) else None
         )
