@@ -41,6 +41,15 @@ QUICK_ANSWERS = [
      "error: likelihood.sigma_mode='wide' is not allowed; use one of ['fixed', 'learned', 'per_pixel']"),
     ("vae_lightning.train", ["model/prior=vamp", "+model.prior.temperature=2"], 2,
      "error: model.prior.temperature is not a setting of VampPrior; its settings are ['init_std', 'n_components']"),
+    ("vae_lightning.train", ["likelihood._target_=vae_lightning.models.likelihoods.GaussianLikelihood"], 2,
+     "error: likelihood._target_='vae_lightning.models.likelihoods.GaussianLikelihood' is not allowed; no "
+     "GaussianLikelihood in vae_lightning.models.likelihoods"),
+    ("vae_lightning.train", ["model.encoder._target_=vae_lightning.models.nets.MLP"], 2,
+     "error: model.encoder._target_='vae_lightning.models.nets.MLP' is not allowed; there is no module "
+     "vae_lightning.models.nets"),
+    ("vae_lightning.train", ["+callbacks.image_grids.every_n_epoch=2"], 2,
+     "error: callbacks.image_grids.every_n_epoch is not a setting of ImageGrids; its settings are ['dirpath', "
+     "'every_n_epochs', 'n_reconstructions', 'n_samples']"),
     ("vae_lightning.train", ["paths.log_dir=/proc/no/such"], 2, "error: paths.log_dir='/proc/no/such' is not allowed"),
     ("vae_lightning.evaluate", ["ckpt_path=missing.ckpt"], 2, "error: ckpt_path='missing.ckpt' is not allowed; no such file"),
     ("vae_lightning.evaluate", [], 2, "error: ckpt_path is missing"),
