@@ -30,6 +30,8 @@ def test_the_wheel_carries_the_configs_and_the_console_scripts(tmp_path):
         assert f"vae_lightning/conf/{config}" in names
     for script in SCRIPTS:
         assert f"{script} = vae_lightning." in entry_points
+    modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "vae_lightning").rglob("*.py")}
+    assert "vae_lightning/models/priors/vamp.py" in modules and modules <= names  # every subpackage is shipped
 
 
 @pytest.mark.slow
