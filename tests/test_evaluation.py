@@ -12,6 +12,7 @@ from vae_lightning.data.batching import tensor_loader
 from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
 from vae_lightning.models.likelihoods.gaussian import GaussianLikelihood
 from vae_lightning.models.marginal_likelihood import importance_weighted_nll
+from vae_lightning.models.networks.base import Decoder, Encoder
 from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
 from vae_lightning.models.vae import VAE
 
@@ -59,7 +60,7 @@ def test_chunking_does_not_change_the_estimate():
     assert torch.isfinite(chunked).all() and (chunked - single).abs().max() < 2.0
 
 
-class LinearDecoder(nn.Module):
+class LinearDecoder(Decoder):
     def __init__(self, image_shape, latent_dim, out_channels):
         super().__init__()
         self.shape = (out_channels, *image_shape[1:])
@@ -69,7 +70,7 @@ class LinearDecoder(nn.Module):
         return self.linear(z).unflatten(-1, self.shape)
 
 
-class AmortisedLinearEncoder(nn.Module):
+class AmortisedLinearEncoder(Encoder):
     """A deliberately imperfect q(z|x): linear mean, one fixed variance."""
 
     def __init__(self, image_shape, latent_dim):
@@ -109,7 +110,7 @@ def test_estimate_converges_to_the_exact_likelihood_of_probabilistic_pca():
     torch.testing.assert_close(nll_big, exact, atol=0.01, rtol=0)
 
 
-class KnownActivityEncoder(nn.Module):
+class KnownActivityEncoder(Encoder):
     """mu_0, mu_1 follow the input (variance over x >> 1e-2); mu_2, mu_3 barely move (<< 1e-2)."""
 
     def __init__(self, image_shape, latent_dim):

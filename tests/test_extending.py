@@ -223,3 +223,19 @@ def test_a_component_the_preflight_cannot_read_is_refused_by_its_constructor_in_
     (run_dir,) = (project / "outputs" / "runs").iterdir()
     assert json.loads((run_dir / "status.json").read_text()) == {
         "status": "failed", "error": "ConfigError: model.objective.k=0 is not allowed; use an integer >= 1"}
+
+
+def test_a_component_that_does_not_subclass_its_contract_is_one_line(tmp_path, compose_train, monkeypatch):
+    from vae_lightning.errors import ConfigError
+    from vae_lightning.models.build import build_model
+
+    (tmp_path / "plain_encoder.py").write_text(
+        "from torch import nn\n\n\nclass PlainEncoder(nn.Linear):\n"
+        "    def __init__(self, image_shape, latent_dim):\n        super().__init__(784, 2 * latent_dim)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = compose_train(["model.encoder._target_=plain_encoder.PlainEncoder", "~model.encoder.hidden_dims",
+                         "~model.encoder.activation"])
+    with pytest.raises(ConfigError) as err:
+        build_model(cfg)
+    assert str(err.value) == ("model.encoder._target_ builds PlainEncoder, which does not subclass "
+                              "vae_lightning.models.networks.base.Encoder (the contract of its kind)")

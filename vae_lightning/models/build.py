@@ -5,6 +5,10 @@ import torch
 from omegaconf import DictConfig
 
 from vae_lightning.errors import ConfigError
+from vae_lightning.models.likelihoods.base import Likelihood
+from vae_lightning.models.networks.base import Decoder, Encoder
+from vae_lightning.models.objectives.base import Objective
+from vae_lightning.models.priors.base import Prior
 from vae_lightning.models.vae import VAE
 
 #: bytes per parameter in training: float32 weights, gradients and Adam's two moment estimates
@@ -29,7 +33,9 @@ def build_model(cfg: DictConfig) -> VAE:
     whose training state would not fit in the available memory is refused in one line.
     """
     with torch.device("meta"):
-        n_parameters = sum(p.numel() for p in _instantiate(cfg).parameters())
+        sketch = _instantiate(cfg)
+        check_contracts(sketch)
+        n_parameters = sum(p.numel() for p in sketch.parameters())
     needed, available = n_parameters * TRAINING_BYTES_PER_PARAMETER, available_memory_bytes()
     if available is not None and needed > available:
         raise ConfigError(
@@ -37,6 +43,19 @@ def build_model(cfg: DictConfig) -> VAE:
             f"{n_parameters:,} parameters, about {needed / 1e9:,.1f} GB to train, and {available / 1e9:.1f} GB are available"
         )
     return _instantiate(cfg)
+
+
+def check_contracts(model: VAE) -> None:
+    """ConfigError, one line, for a component that is not an instance of its kind's base class (the contract
+    the rest of the code relies on)."""
+    for attribute, base in (("encoder", Encoder), ("decoder", Decoder), ("likelihood", Likelihood),
+                            ("prior", Prior), ("objective", Objective)):
+        built = getattr(model, attribute)
+        if not isinstance(built, base):
+            raise ConfigError(
+                f"{base.config_section}._target_ builds {type(built).__name__}, which does not subclass "
+                f"{base.__module__}.{base.__name__} (the contract of its kind)"
+            )
 
 
 def _instantiate(cfg: DictConfig) -> VAE:
