@@ -38,15 +38,15 @@ def test_the_wheel_carries_the_configs_and_the_console_scripts(tmp_path):
 def test_a_fresh_venv_with_the_wheel_trains_from_an_empty_folder(tmp_path, test_data_dir):
     wheel = build_wheel(tmp_path / "dist")
     venv = tmp_path / "fresh"
+    env = {**os.environ, "VAE_LIGHTNING_DATA_DIR": str(test_data_dir), "VAE_LIGHTNING_CACHE_DIR": str(tmp_path / "cache"),
+           "WANDB_SILENT": "true"}
+    env.pop("PYTHONPATH", None)  # nothing of the clone: pip would take a build's egg-info there for an installed copy
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     install = subprocess.run([venv / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)],
-                             capture_output=True, text=True, timeout=1800)
+                             capture_output=True, text=True, timeout=1800, env=env)
     assert install.returncode == 0, install.stderr[-3000:]
     empty = tmp_path / "empty"
     empty.mkdir()
-    env = {**os.environ, "VAE_LIGHTNING_DATA_DIR": str(test_data_dir), "VAE_LIGHTNING_CACHE_DIR": str(tmp_path / "cache"),
-           "WANDB_SILENT": "true"}
-    env.pop("PYTHONPATH", None)
 
     where = subprocess.run([venv / "bin" / "python", "-c", "import vae_lightning; print(vae_lightning.__file__)"],
                            cwd=empty, capture_output=True, text=True, env=env, check=True)
