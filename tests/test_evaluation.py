@@ -7,7 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from vae_lightning.analysis.frechet import frechet_distance
+from vae_lightning.analysis.frechet import (
+    DigitClassifier,
+    cached_test_statistics,
+    classifier_features,
+    feature_statistics,
+    frechet_distance,
+)
 from vae_lightning.data.batching import tensor_loader
 from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
 from vae_lightning.models.likelihoods.gaussian import GaussianLikelihood
@@ -149,3 +155,25 @@ def test_frechet_distance_closed_forms():
     b = torch.randn(20000, 3) * torch.tensor([1.0, 2.0, 3.0])
     # diagonal covariances: sum (s_a - s_b)^2 = 0 + 1 + 4
     assert frechet_distance(a, b) == pytest.approx(5.0, abs=0.15)
+
+
+def test_the_test_images_statistics_are_computed_once_per_classifier_and_test_set(tmp_path):
+    torch.manual_seed(0)
+    classifier = DigitClassifier().eval()
+    images, labels = torch.rand(60, 1, 28, 28), torch.randint(0, 10, (60,))
+    first = cached_test_statistics(tmp_path, classifier, images, labels)
+    mean, cov = feature_statistics(classifier_features(classifier, images))
+    torch.testing.assert_close(first["mean"], mean)
+    torch.testing.assert_close(first["cov"], cov)
+    with torch.no_grad():
+        assert float(first["accuracy"]) == (classifier(images).argmax(-1) == labels).double().mean().item()
+
+    passes = []
+    classifier.features.register_forward_pre_hook(lambda module, inputs: passes.append(1))
+    again = cached_test_statistics(tmp_path, classifier, images, labels)
+    assert passes == [] and all(torch.equal(again[key], first[key]) for key in first)  # read, not recomputed
+    cached_test_statistics(tmp_path, classifier, images[:30], labels[:30])  # other test images: their own file
+    with torch.no_grad():
+        classifier.classify.bias.add_(1.0)  # other weights (a retrained classifier): their own file
+    cached_test_statistics(tmp_path, classifier, images, labels)
+    assert len(passes) == 2 and len(list(tmp_path.glob("test_statistics_v1_*.pt"))) == 3

@@ -9,10 +9,11 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig
 
 from vae_lightning.analysis.frechet import (
-    accuracy,
     cached_classifier,
+    cached_test_statistics,
     classifier_features,
-    frechet_distance,
+    feature_statistics,
+    frechet_distance_of,
 )
 from vae_lightning.analysis.pictures import write_pictures
 from vae_lightning.console import on_rank_zero
@@ -34,12 +35,13 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int) -> 
     train_x, train_y = datamodule.grey("train")
     test_x, test_y = datamodule.grey("test")
     classifier = cached_classifier(cache_dir, classifier_key(datamodule.info, train_x), train_x, train_y)
+    test = cached_test_statistics(cache_dir, classifier, test_x, test_y)
     generator = torch.Generator().manual_seed(0)
     samples = torch.cat(
         [model.sample_images(min(1000, n_samples - i), generator=generator).cpu() for i in range(0, n_samples, 1000)]
     )
-    distance = frechet_distance(classifier_features(classifier, samples), classifier_features(classifier, test_x))
-    return {"test/frechet_distance": distance, "test/classifier_accuracy": accuracy(classifier, test_x, test_y)}
+    distance = frechet_distance_of(*feature_statistics(classifier_features(classifier, samples)), test["mean"], test["cov"])
+    return {"test/frechet_distance": distance, "test/classifier_accuracy": float(test["accuracy"])}
 
 
 @on_rank_zero
