@@ -105,6 +105,11 @@ def test_discretised_logistic_mean_and_samples_are_its_expectation_and_its_level
     probabilities = likelihood.log_prob(params.expand(256, -1, -1, -1), LEVELS).exp()
     expected_mean = (probabilities * LEVELS.flatten()).sum()
     assert likelihood.mean(params).item() == pytest.approx(expected_mean.item(), abs=1e-9)
+    for components, mean, log_scale in [(1, 0.4, -2.0), (1, -0.3, -6.5), (1, 1.2, -7.0), (1, 0.5, 2.0), (2, 0.99, -5.0)]:
+        other = DiscretisedLogisticLikelihood(components)  # one logistic, near and beyond the end bins, narrow, wide
+        one_pixel = logistic_params(other, mean, log_scale)[:1].double()
+        levels_p = other.log_prob(one_pixel.expand(256, -1, -1, -1), LEVELS).exp()
+        assert other.mean(one_pixel).item() == pytest.approx((levels_p * LEVELS.flatten()).sum().item(), abs=1e-9)
     torch.manual_seed(0)
     draws = likelihood.sample(params.expand(40_000, -1, -1, -1)).flatten()
     levels = torch.round(draws * 255)
