@@ -1,6 +1,5 @@
 """What every trained model gets after its test pass: pictures and the Frechet distance."""
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from vae_lightning.analysis.frechet import (
     cached_classifier,
     cached_test_statistics,
     classifier_features,
+    content_digest,
     feature_statistics,
     frechet_distance_of,
 )
@@ -25,8 +25,8 @@ def classifier_key(data_info: dict[str, Any], train_images: torch.Tensor) -> str
     """Names the data the classifier learnt from, its content included: the cache is shared by every working
     folder, so two data sets with the same name and size must not share a classifier."""
     origin = "official" if data_info.get("official_mnist") else data_info["source"]
-    levels = (train_images * 255).round().to(torch.uint8).numpy().tobytes()
-    return f"{data_info['name']}_{origin}_{data_info['n_train']}_{hashlib.blake2b(levels, digest_size=6).hexdigest()}"
+    levels = (train_images * 255).round().to(torch.uint8)
+    return f"{data_info['name']}_{origin}_{data_info['n_train']}_{content_digest(levels, digest_size=6)}"
 
 
 @torch.no_grad()

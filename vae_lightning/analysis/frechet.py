@@ -82,8 +82,9 @@ def cached_classifier(
     return model
 
 
-def _digest(*tensors: torch.Tensor) -> str:
-    hasher = hashlib.blake2b(digest_size=8)
+def content_digest(*tensors: torch.Tensor, digest_size: int = 8) -> str:
+    """A short hash of the tensors' bytes: names cache files after what they were computed from."""
+    hasher = hashlib.blake2b(digest_size=digest_size)
     for tensor in tensors:
         hasher.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return hasher.hexdigest()
@@ -95,18 +96,15 @@ def cached_test_statistics(cache_dir: str | Path, model: DigitClassifier, images
     """``mean`` and ``cov`` of the classifier's features of the test images and its ``accuracy`` on them: the same
     for every model scored on one data set, so computed once (one pass, about 4 s for 10,000 images on 2 cores)
     and kept in ``cache_dir``, named by the classifier's weights and the images and labels themselves."""
-    weights = _digest(*model.state_dict().values())
-    path = Path(cache_dir) / f"test_statistics_v1_{weights}_{_digest(images, labels)}.pt"
+    weights = content_digest(*model.state_dict().values())
+    path = Path(cache_dir) / f"test_statistics_v1_{weights}_{content_digest(images, labels)}.pt"
     if path.exists():
         return torch.load(path, map_location="cpu", weights_only=True)
-    device = next(model.parameters()).device
-    features, correct = [], 0
-    for chunk, chunk_labels in zip(images.split(1000), labels.split(1000)):
-        chunk_features = model.features(chunk.to(device))
-        correct += (model.classify(chunk_features).argmax(-1).cpu() == chunk_labels).sum().item()
-        features.append(chunk_features.double().cpu())
-    mean, cov = feature_statistics(torch.cat(features))
-    statistics = {"mean": mean, "cov": cov, "accuracy": torch.tensor(correct / len(labels), dtype=torch.float64)}
+    features = classifier_features(model, images)
+    # the features are float32 values held in float64, so classifying them again in float32 loses nothing
+    predictions = model.classify(features.float().to(next(model.parameters()).device)).argmax(-1).cpu()
+    mean, cov = feature_statistics(features)
+    statistics = {"mean": mean, "cov": cov, "accuracy": (predictions == labels).double().mean()}
     _save_atomically(statistics, path)
     return statistics
 

@@ -29,7 +29,10 @@ BUILDER_ARGUMENTS = frozenset({"image_shape", "latent_dim", "out_channels", "enc
 PLAIN_RULES = {"int": Rule("int"), "float": Rule("number")}
 
 
+@cache
 def _module_source(module: str) -> ast.Module | None:
+    """The parsed source of a module (one parse per module and process: the target check and the constructor
+    contract both read it)."""
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
