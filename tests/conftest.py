@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from vae_lightning.resolvers import register_resolvers
-from vae_lightning.utils.validation import CONF_DIR
+from vae_lightning.command_line import CONF_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = CONF_DIR  # inside the package; conf/ at the top of the clone links there

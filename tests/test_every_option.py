@@ -12,8 +12,8 @@ import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
 
-from vae_lightning.pipelines.fit_and_test import train
-from vae_lightning.utils.validation import config_groups
+from vae_lightning.pipelines.fit_and_test import fit_and_test
+from vae_lightning.command_line import config_groups
 
 #: groups that configure Hydra or a sweeper, not a training run: composed and checked, not trained
 COMPOSE_ONLY = {"hydra", "paths", "hparams_search"}
@@ -34,7 +34,7 @@ def test_every_option_composes_and_trains(compose_train, group, option):
     if group in COMPOSE_ONLY:
         assert cfg.paths.output_dir and cfg.task_name == "train"
         return
-    metrics, objects = train(cfg)
+    metrics, objects = fit_and_test(cfg)
     assert objects["trainer"].global_step > 0 and objects["trainer"].lightning_module is objects["model"]
     assert objects["datamodule"].info["n_train"] > 0
     for name in ("train/loss", "val/loss", "test/loss", "test/nll_iw"):

@@ -73,7 +73,7 @@ import math
 
 import torch
 
-from vae_lightning.contracts import Positive, checked
+from vae_lightning.rules import Positive, checked
 from vae_lightning.models.likelihoods.base import Likelihood
 
 
@@ -103,7 +103,7 @@ import math
 
 import torch
 
-from vae_lightning.contracts import Positive, checked
+from vae_lightning.rules import Positive, checked
 from vae_lightning.models.priors.base import Prior
 
 
@@ -128,7 +128,7 @@ class ScaledNormalPrior(Prior):
 
 import torch
 
-from vae_lightning.contracts import Fraction, checked
+from vae_lightning.rules import Fraction, checked
 from vae_lightning.models.objectives.base import LatentModel, Objective, ObjectiveTerms, TrainingContext, kl_terms
 
 
@@ -153,7 +153,7 @@ from math import prod
 import torch
 from torch import nn
 
-from vae_lightning.contracts import Positive, checked
+from vae_lightning.rules import Positive, checked
 from vae_lightning.models.networks.base import Encoder
 
 

@@ -14,7 +14,7 @@ from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
 from vae_lightning.models.likelihoods.continuous_bernoulli import ContinuousBernoulliLikelihood, log_normaliser
 from vae_lightning.models.likelihoods.discretised_logistic import DiscretisedLogisticLikelihood
 from vae_lightning.models.likelihoods.gaussian import GaussianLikelihood
-from vae_lightning.utils.validation import config_groups
+from vae_lightning.command_line import config_groups
 
 # lambda on a grid through the unstable point 1/2 and out to both ends
 LAMBDAS = [1e-6, 1e-4, 0.01, 0.2, 0.49, 0.499, 0.4999, 0.5 - 1e-6, 0.5, 0.5 + 1e-6, 0.5001, 0.501, 0.51, 0.8, 0.99,
@@ -197,7 +197,7 @@ def test_a_run_of_an_earlier_version_resumes_without_its_old_pixel_settings(comp
     import yaml
     from omegaconf import OmegaConf
 
-    from vae_lightning.utils.resume import check_unchanged
+    from vae_lightning.runs.resume import check_unchanged
 
     cfg = compose_train([])
     saved = OmegaConf.to_container(cfg, resolve=True)

@@ -10,8 +10,10 @@ import pytest
 import torch
 from conftest import ROOT, run_module
 
-from vae_lightning.choices import SOURCES
-from vae_lightning.utils.validation import config_groups
+import typing
+
+from vae_lightning.data.sources import Source
+from vae_lightning.command_line import config_groups
 
 GROUPS = config_groups()
 
@@ -35,7 +37,7 @@ BAD_INPUTS = [
         "likelihood.sigma_mode='wild' is not allowed; use one of ['fixed', 'learned', 'per_pixel']",
     ),
     (["trainer.devices=99"], f"trainer.devices=99 is not allowed; this machine has {os.cpu_count()} CPU cores"),
-    (["data.source=kaggle"], f"data.source='kaggle' is not allowed; use one of {list(SOURCES)}"),
+    (["data.source=kaggle"], f"data.source='kaggle' is not allowed; use one of {list(typing.get_args(Source))}"),
     (["seed=abc"], "seed='abc' is not allowed; use an integer >= 0"),
     (["eval.fid_samples=-1"], "eval.fid_samples=-1 is not allowed; use an integer >= 0"),
 ]
@@ -79,7 +81,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
         f"{run / 'checkpoints' / 'last.ckpt'})"
     )
     assert json.loads((run / "status.json").read_text())["status"] == "failed"
-    from vae_lightning.checkpoints import load_model
+    from vae_lightning.runs.checkpoints import load_model
 
     model, _ = load_model(run / "checkpoints" / "last.ckpt")
     assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from conftest import run_module
 
-from vae_lightning.utils.validation import config_groups
+from vae_lightning.command_line import config_groups
 
 
 def only_run_folder(log_dir: Path) -> Path:

@@ -133,7 +133,7 @@ def test_a_loss_that_is_never_finite_says_that_no_checkpoint_exists(tmp_path):
 
 
 def test_project_json_is_strict_and_names_what_was_not_a_number(tmp_path):
-    from vae_lightning.utils.run_files import write_json
+    from vae_lightning.runs.run_files import write_json
 
     write_json(tmp_path / "m.json", {"metrics": {"a": 1.5, "b": float("inf"), "c": float("nan")}, "list": [float("-inf")]})
     payload = strict_json(tmp_path / "m.json")
@@ -143,7 +143,7 @@ def test_project_json_is_strict_and_names_what_was_not_a_number(tmp_path):
 
 def test_a_sweep_report_never_ranks_a_value_that_is_not_a_number(tmp_path):
     from vae_lightning.report import rankings, read_job
-    from vae_lightning.utils.run_files import write_json
+    from vae_lightning.runs.run_files import write_json
 
     for job, nll in (("0", 90.0), ("1", float("inf"))):
         (tmp_path / job).mkdir()
@@ -224,7 +224,7 @@ def test_a_folder_that_holds_a_run_is_never_written_into_again(finished_run, tmp
 
 def test_a_folder_is_claimed_at_once_so_a_second_run_started_with_it_is_refused(tmp_path):
     from vae_lightning.errors import ConfigError
-    from vae_lightning.utils.command_line import claim_folder
+    from vae_lightning.runs.run_folder import claim_folder
 
     claim_folder(str(tmp_path / "new"), "hydra.run.dir")
     with pytest.raises(ConfigError, match="it already holds files"):

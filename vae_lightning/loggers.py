@@ -3,14 +3,17 @@ loggers that take them."""
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
-from vae_lightning.choices import WANDB_MODES, check_choice
 from vae_lightning.console import is_rank_zero, log, on_rank_zero
+from vae_lightning.rules import check_value
+
+#: logger.wandb.mode
+WandbMode = Literal["offline", "online", "disabled"]
 
 
 def sweep_context() -> tuple[str | None, list[str]]:
@@ -29,14 +32,14 @@ def wandb_mode(mode: str | None) -> str:
     """``logger.wandb.mode``, else the environment's WANDB_MODE, else offline."""
     mode = mode or os.environ.get("WANDB_MODE") or "offline"
     mode = "offline" if mode == "dryrun" else mode  # wandb's old name, set in the environment by WandbLogger
-    check_choice("logger.wandb.mode", mode, WANDB_MODES)
+    check_value("logger.wandb.mode", mode, WandbMode)
     return mode
 
 
 def wandb_logger(
     save_dir: str,
     project: str = "vae-lightning",
-    mode: str | None = None,
+    mode: WandbMode | None = None,
     group: str | None = None,
     tags: list[str] | None = None,
     name: str | None = None,

@@ -1,21 +1,17 @@
 """What repeated seeds say: per-configuration mean, spread and 95% interval, and whether two neighbours in a
-ranking can be told apart (a paired t-interval over the seeds they share). Plain Python: the sweep report
-imports it without torch.
+ranking can be told apart (a paired t-interval over the seeds they share). No torch: the sweep report imports it.
 """
 
 import math
 import statistics
 from dataclasses import dataclass
 
-#: two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal 1.96)
-T_975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-    2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)
+from scipy.stats import t as student_t
 
 
 def t_quantile(degrees_of_freedom: int) -> float:
-    return T_975[degrees_of_freedom - 1] if degrees_of_freedom <= len(T_975) else 1.96
+    """The two-sided 95% quantile of Student's t."""
+    return float(student_t.ppf(0.975, degrees_of_freedom))
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vae_lightning.console import log
-from vae_lightning.utils.resume import INTERRUPTED_CHECKPOINT
-from vae_lightning.utils.stop_signals import note_signal, received_signal
+from vae_lightning.runs.resume import INTERRUPTED_CHECKPOINT
+from vae_lightning.runs.stop_signals import note_signal, received_signal
 
 
 class CheckpointOnInterrupt(L.Callback):

@@ -9,8 +9,10 @@ from torchvision.utils import make_grid, save_image
 from vae_lightning.analysis.pictures import reconstruction_grid
 from vae_lightning.console import on_rank_zero
 from vae_lightning.loggers import log_image
+from vae_lightning.rules import Count, checked
 
 
+@checked
 class ImageGrids(L.Callback):
     """Every ``every_n_epochs`` validation epochs (and after the last one), write
     ``images/reconstructions_epochNNN.png`` and ``images/samples_epochNNN.png`` into the run folder.
@@ -19,7 +21,9 @@ class ImageGrids(L.Callback):
     progress, not noise.
     """
 
-    def __init__(self, dirpath: str, every_n_epochs: int = 5, n_samples: int = 64, n_reconstructions: int = 32):
+    config_section = "callbacks.image_grids"
+
+    def __init__(self, dirpath: str, every_n_epochs: Count = 5, n_samples: Count = 64, n_reconstructions: Count = 32):
         self.dirpath = Path(dirpath)
         self.every_n_epochs, self.n_samples, self.n_reconstructions = every_n_epochs, n_samples, n_reconstructions
 

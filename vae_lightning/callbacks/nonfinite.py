@@ -5,10 +5,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from vae_lightning.errors import NonFiniteLossError
-from vae_lightning.utils.run_files import nonfinite_names, scalar_metrics
+from vae_lightning.rules import Count, checked
+from vae_lightning.runs.run_files import nonfinite_names, scalar_metrics
 
 
 def checkpoint_left(trainer: L.Trainer) -> str:
@@ -20,6 +20,7 @@ def checkpoint_left(trainer: L.Trainer) -> str:
     return "no checkpoint had been written"
 
 
+@checked
 class NonFiniteLossGuard(L.Callback):
     """Every ``check_every_n_steps`` training steps (and before each validation and at each epoch end) look at
     the loss terms of the steps since the last check (the per-example ``recon`` and ``kl`` the training step
@@ -30,11 +31,9 @@ class NonFiniteLossGuard(L.Callback):
     metric is not finite is never saved, as ``best`` or at all.
     """
 
-    def __init__(self, check_every_n_steps: int = 20) -> None:
-        if check_every_n_steps < 1:
-            raise MisconfigurationException(
-                f"callbacks.nonfinite_guard.check_every_n_steps={check_every_n_steps} is not allowed; use >= 1"
-            )
+    config_section = "callbacks.nonfinite_guard"
+
+    def __init__(self, check_every_n_steps: Count = 20) -> None:
         self.check_every_n_steps = check_every_n_steps
         self._pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []
 

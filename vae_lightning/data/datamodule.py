@@ -9,26 +9,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from vae_lightning.choices import PIXEL_MODES, check_choice
 from vae_lightning.console import log
 from vae_lightning.data.batching import tensor_loader
-from vae_lightning.data.pixels import to_model_input
-from vae_lightning.data.sources import (
-    DigitData,
-    check_source,
-    idx_folder,
-    load_digits,
-    resolve_order,
-)
-from vae_lightning.earlier_versions import LEGACY_PIXEL_KEYS
+from vae_lightning.data.pixels import PixelMode, to_model_input
+from vae_lightning.data.sources import Dataset, DigitData, Source, check_source, idx_folder, load_digits, resolve_order
+from vae_lightning.rules import Count, NonNegativeInt, OpenFraction, checked
 
 
 def datamodule_for(data_cfg: DictConfig, pixels: str) -> "DigitsDataModule":
     """The data module a ``data`` config describes, serving the pixels a likelihood asks for
     (``Likelihood.pixels``): the only place the data learn what the model needs."""
-    check_choice("Likelihood.pixels", pixels, PIXEL_MODES)
-    settings = {k: v for k, v in OmegaConf.to_container(data_cfg, resolve=True).items() if k not in LEGACY_PIXEL_KEYS}
-    return hydra.utils.instantiate(settings, pixels=pixels)
+    return hydra.utils.instantiate(OmegaConf.to_container(data_cfg, resolve=True), pixels=pixels)
 
 
 def describe_data(info: dict[str, Any]) -> str:
@@ -40,6 +31,7 @@ def describe_data(info: dict[str, Any]) -> str:
     )
 
 
+@checked
 class DigitsDataModule(L.LightningDataModule):
     """28x28 grey-level digits (MNIST) or clothes (Fashion-MNIST), whole splits held as tensors.
 
@@ -49,20 +41,22 @@ class DigitsDataModule(L.LightningDataModule):
     drawn once (seeded), so every evaluation sees the same x.
     """
 
+    config_section = "data"
+
     def __init__(
         self,
-        name: str = "mnist",
+        name: Dataset = "mnist",
         data_dir: str = "data",
         cache_dir: str | None = None,
-        source: str = "auto",
+        source: Source = "auto",
         download: bool = True,
-        batch_size: int = 128,
-        eval_batch_size: int = 1000,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        pixels: str = "grey",
+        batch_size: Count = 128,
+        eval_batch_size: Count = 1000,
+        val_fraction: OpenFraction = 0.1,
+        split_seed: NonNegativeInt = 0,
+        pixels: PixelMode = "grey",
         on_device: bool = False,
-        seed: int = 0,
+        seed: NonNegativeInt = 0,
     ) -> None:
         super().__init__()
         check_source(name, source)
@@ -70,7 +64,6 @@ class DigitsDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_fraction, self.split_seed, self.seed = val_fraction, split_seed, seed
-        check_choice("Likelihood.pixels", pixels, PIXEL_MODES)
         self.pixel_mode = pixels
         self.on_device = on_device
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}

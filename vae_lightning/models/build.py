@@ -1,8 +1,11 @@
-"""Building the VAE a config describes, after checking it fits in memory."""
+"""Building the VAE a config describes (after checking it fits in memory), or the one a checkpoint holds."""
+
+from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.likelihoods.base import Likelihood
@@ -10,6 +13,7 @@ from vae_lightning.models.networks.base import Decoder, Encoder
 from vae_lightning.models.objectives.base import Objective
 from vae_lightning.models.priors.base import Prior
 from vae_lightning.models.vae import VAE
+from vae_lightning.runs.checkpoints import CONFIG_KEY, read_checkpoint
 
 #: bytes per parameter in training: float32 weights, gradients and Adam's two moment estimates
 TRAINING_BYTES_PER_PARAMETER = 4 * 4
@@ -60,3 +64,30 @@ def check_contracts(model: VAE) -> None:
 
 def _instantiate(cfg: DictConfig) -> VAE:
     return hydra.utils.instantiate(cfg.model, likelihood=hydra.utils.instantiate(cfg.likelihood))
+
+
+def load_weights(model: VAE, checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Put the checkpoint's weights into ``model``, or say in one line that they do not fit its config."""
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} does not fit its model config (model/likelihood overrides?): {first_line}"
+        ) from err
+
+
+def load_model(path: str | Path, config_overrides: DictConfig | None = None) -> tuple[VAE, DictConfig]:
+    """The model of a checkpoint, built from the config stored in it (optionally overridden)."""
+    checkpoint = read_checkpoint(path)
+    cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
+    if config_overrides is not None:
+        cfg = OmegaConf.merge(cfg, config_overrides)
+    try:
+        model = build_model(cfg)
+    except (TypeError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise ConfigError(f"ckpt_path={str(path)!r} holds a model config that cannot be built: {first_line}") from err
+    load_weights(model, checkpoint, path)
+    model.run_config = checkpoint[CONFIG_KEY]
+    return model.eval(), cfg

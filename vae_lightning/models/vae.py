@@ -9,24 +9,25 @@ import torch
 
 from vae_lightning.console import log
 from vae_lightning.models.diagonal_normal import clamp_logvar, reparameterise
-from vae_lightning.models.evaluation_pass import EvaluationPass
 from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.models.networks.base import Decoder, Encoder
 from vae_lightning.models.objectives.base import LatentSample, Objective, TrainingContext, kl_terms, run_shape
 from vae_lightning.models.objectives.elbo import ELBO
+from vae_lightning.models.optimizer_settings import optimizers_for, reapply_configured_settings
+from vae_lightning.models.pass_metrics import PassMetrics
 from vae_lightning.models.priors.base import Prior
 from vae_lightning.models.priors.standard_normal import StandardNormalPrior
-from vae_lightning.utils.optimizer_settings import optimizers_for, reapply_configured_settings
-from vae_lightning.utils.random_state import restore_random_state, save_random_state
-from vae_lightning.utils.training_metrics import is_logging_step, training_terms, write_training_metrics
+from vae_lightning.models.training_metrics import is_logging_step, training_terms, write_training_metrics
+from vae_lightning.rules import Count, checked
+from vae_lightning.runs.checkpoints import CONFIG_KEY
 
-CONFIG_KEY = "vae_lightning_config"  # where checkpoints keep the resolved run config
-# Epoch-level evaluation values are reduced exactly across DDP ranks before they are logged (sums and counts),
+# Epoch-level validation and test values are reduced exactly across DDP ranks before they are logged (sums and counts),
 # so every rank holds the same number. Declared as synced with "max", which leaves equal values exact and
 # stops Lightning recommending sync_dist=True for them.
 ALREADY_REDUCED = {"sync_dist": True, "reduce_fx": "max"}
 
 
+@checked
 class VAE(L.LightningModule):
     """A composition of four components, each chosen by config:
 
@@ -35,12 +36,14 @@ class VAE(L.LightningModule):
     * ``decoder`` + ``likelihood``: p(x|z) (``model/decoder``, ``likelihood``);
     * ``objective``: the training loss built from them (``model/objective``; the ELBO by default).
 
-    This class does the plumbing: training and evaluation steps, metrics, checkpoints.
+    This class does the plumbing: training, validation and test steps, metrics, checkpoints.
     Logged (nats per example): ``{stage}/recon`` = -log p(x|z) at a posterior sample, ``{stage}/kl`` =
     KL(q || p) (closed form when the prior has one, else a one-sample estimate), ``{stage}/elbo`` =
     -(recon + kl), ``train/loss`` = the objective; ``val/loss`` and ``test/loss`` are the negative ELBO
     whatever the training objective, so runs with different objectives compare on one scale.
     """
+
+    config_section = "model"
 
     def __init__(
         self,
@@ -48,13 +51,13 @@ class VAE(L.LightningModule):
         decoder: Callable[..., Decoder],
         likelihood: Likelihood,
         image_shape: Sequence[int] = (1, 28, 28),
-        latent_dim: int = 20,
+        latent_dim: Count = 20,
         prior: Callable[..., Prior] = StandardNormalPrior,
         objective: Objective | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] = partial(torch.optim.Adam, lr=1e-3),
         scheduler: Callable[..., Any] | None = None,
-        iw_samples: int = 100,
-        iw_chunk_elements: int = 4096,
+        iw_samples: Count = 100,
+        iw_chunk_elements: Count = 4096,
     ) -> None:
         super().__init__()
         image_shape = tuple(int(size) for size in image_shape)  # plain ints: checkpoints load weights-only
@@ -75,7 +78,7 @@ class VAE(L.LightningModule):
         self.iw_samples = iw_samples
         self.iw_chunk_elements = iw_chunk_elements
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, stored in checkpoints
-        self.evaluation = EvaluationPass(latent_dim)
+        self.pass_metrics = PassMetrics(latent_dim)
         # the training metrics of the latest logging step (floats), for the progress bar and the run summary
         self.training_metrics: dict[str, float] = {}
         # the fixed part of the objective's TrainingContext, set when training starts
@@ -100,7 +103,7 @@ class VAE(L.LightningModule):
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
         """One-sample ELBO terms per example: recon = -log p(x|z), kl, kl per dimension (None when the prior
-        has no closed-form KL) and mu. ``eps`` (B, D) fixes the noise (evaluation); by default it is drawn."""
+        has no closed-form KL) and mu. ``eps`` (B, D) fixes the noise (validation and test); by default it is drawn."""
         sample = self.sample_latents(x, eps=None if eps is None else eps.unsqueeze(0))
         kl, kl_per_dim = kl_terms(self, sample)
         return {"recon": -sample.log_px_z[0], "kl": kl, "kl_per_dim": kl_per_dim, "mu": sample.mu}
@@ -135,18 +138,18 @@ class VAE(L.LightningModule):
         return optimizers_for(self.parameters(), self.optimizer_factory, self.scheduler_factory)
 
     # ----------------------------------------------------------------------------------------------
-    # Validation and test (models/evaluation_pass.py)
+    # Validation and test (models/pass_metrics.py)
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self.evaluation.update(self, batch, "val")
+        self.pass_metrics.update(self, batch, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self.evaluation.update(self, batch, "test")
+        self.pass_metrics.update(self, batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.evaluation.results("val"), prog_bar=True, **ALREADY_REDUCED)
+        self.log_dict(self.pass_metrics.results("val"), prog_bar=True, **ALREADY_REDUCED)
 
     def on_test_epoch_end(self) -> None:
-        metrics, self.test_details = self.evaluation.test_results(
+        metrics, self.test_details = self.pass_metrics.test_results(
             self, lambda value: self.trainer.strategy.reduce(value, reduce_op="sum"))
         self.log_dict(metrics, **ALREADY_REDUCED)
 
@@ -156,8 +159,13 @@ class VAE(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
-        save_random_state(checkpoint)
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.run_config = checkpoint.get(CONFIG_KEY, self.run_config)
-        restore_random_state(checkpoint)
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "cuda_rng_states" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_states"])

@@ -1,20 +1,23 @@
 """The pipeline behind ``python -m vae_lightning.evaluate``: literature-style test metrics of a checkpoint."""
 
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
 from omegaconf import DictConfig
 
-from vae_lightning.analysis.final import final_evaluation
-from vae_lightning.checkpoints import load_model
+from vae_lightning.analysis.after_test import pictures_and_sample_quality
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import datamodule_for
-from vae_lightning.utils.ddp import ddp_job
-from vae_lightning.utils.run_files import format_metrics, raise_if_nonfinite, scalar_metrics, write_json
+from vae_lightning.models.build import load_model
+from vae_lightning.runs.ddp import ddp_job
+from vae_lightning.runs.run_files import format_metrics, raise_if_nonfinite, scalar_metrics, write_json
 
 
-def evaluate(cfg: DictConfig) -> dict[str, float]:
+def score_checkpoint(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Validation and test metrics of ``cfg.ckpt_path`` with ``cfg.eval.k`` importance samples, its pictures and
+    sample quality, into a new evaluation folder; returns the metrics and the ``model`` and ``datamodule``."""
     if not cfg.get("verbose"):
         quiet_library_noise()
     model, run_cfg = load_model(cfg.ckpt_path)
@@ -29,10 +32,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         metrics = scalar_metrics(trainer.callback_metrics)
         trainer.test(model, datamodule=datamodule, verbose=False)
         metrics.update(scalar_metrics(trainer.callback_metrics))
-        metrics.update(final_evaluation(cfg, model, datamodule, output_dir) or {})
+        metrics.update(pictures_and_sample_quality(cfg, model, datamodule, output_dir) or {})
         raise_if_nonfinite(metrics, f"in the evaluation of {cfg.ckpt_path}")
         write_scores(cfg, output_dir, metrics, model, datamodule.info)
-    return metrics
+    return metrics, {"model": model, "datamodule": datamodule}
 
 
 @on_rank_zero

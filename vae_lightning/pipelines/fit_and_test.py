@@ -9,17 +9,16 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from vae_lightning.analysis.final import final_evaluation
-from vae_lightning.checkpoints import load_weights, read_checkpoint
+from vae_lightning.analysis.after_test import pictures_and_sample_quality
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import datamodule_for, describe_data
 from vae_lightning.loggers import finish_wandb_runs
-from vae_lightning.models.build import build_model
-from vae_lightning.utils.ddp import ddp_job
-from vae_lightning.utils.instantiators import instantiate_group
-from vae_lightning.utils.provenance import run_info
-from vae_lightning.utils.resume import apply_resume, check_same_data
-from vae_lightning.utils.run_files import (
+from vae_lightning.models.build import build_model, load_weights
+from vae_lightning.runs.checkpoints import read_checkpoint
+from vae_lightning.runs.ddp import ddp_job
+from vae_lightning.runs.provenance import run_info
+from vae_lightning.runs.resume import apply_resume, check_same_data
+from vae_lightning.runs.run_files import (
     format_metrics,
     raise_if_nonfinite,
     resolved_config,
@@ -28,19 +27,18 @@ from vae_lightning.utils.run_files import (
     write_json,
     write_yaml,
 )
-from vae_lightning.utils.stopwatch import PART_NAMES, Stopwatch
-from vae_lightning.utils.validation import validate_train_config
+from vae_lightning.runs.stopwatch import PART_NAMES, Stopwatch
 
 
-def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
-    """Fit, then test the best checkpoint. Returns the final metrics (nats per example) and the objects that
-    made them (``trainer``, ``model``, ``datamodule``), for a notebook to go on with."""
+def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit, then test the best checkpoint, for a config the command line has checked. Returns the final metrics
+    (nats per example) and the objects that made them (``trainer``, ``model``, ``datamodule``), for a notebook
+    to go on with."""
     clock = Stopwatch()
     if not cfg.get("verbose"):
         quiet_library_noise()
     if cfg.get("resume"):
         apply_resume(cfg)
-    validate_train_config(cfg)
     checkpoint = read_checkpoint(cfg.ckpt_path, for_training=True) if cfg.get("ckpt_path") else None
     output_dir = Path(cfg.paths.output_dir)
     log.info("run folder: %s", output_dir)
@@ -84,7 +82,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                     trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
                 metrics.update(scalar_metrics(trainer.callback_metrics))
                 metrics.update(
-                    final_evaluation(cfg, trainer.lightning_module, datamodule, output_dir, trainer, clock) or {}
+                    pictures_and_sample_quality(cfg, trainer.lightning_module, datamodule, output_dir, trainer, clock) or {}
                 )
             metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
             tested = {name: value for name, value in metrics.items() if name.startswith("test/")}
@@ -96,11 +94,25 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     return metrics, {"trainer": trainer, "model": model, "datamodule": datamodule}
 
 
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Every entry of a ``callbacks`` or ``logger`` group that has a ``_target_``; a factory may return None to
+    opt out."""
+    objects = []
+    for name, entry in (group or {}).items():
+        if isinstance(entry, DictConfig) and "_target_" in entry:
+            built = hydra.utils.instantiate(entry)
+            if built is None:
+                log.info("%s is switched off", name)
+            else:
+                objects.append(built)
+    return objects
+
+
 def cheap_cuda_checks_without_gpus() -> None:
     """Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (so that a fork after it cannot meet an
     initialised CUDA). With it, and no GPU, every ``torch.cuda.is_available()`` loads the NVML library again,
-    and torch's Adam asks on every step: 40-100 µs a step on a CPU (``benchmarks/README.md``). Where NVML sees
-    no GPU there is no CUDA to protect, so the plain check (one cached driver query) is used instead."""
+    and torch's Adam asks on every step (its cost: ``benchmarks/README.md``). Where NVML sees no GPU there is no
+    CUDA to protect, so the plain check (one cached driver query) is used instead."""
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
         del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 

@@ -2,18 +2,21 @@
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid
 
 from vae_lightning.analysis.pictures import save_png
-from vae_lightning.checkpoints import load_model
 from vae_lightning.console import log
+from vae_lightning.models.build import load_model
 from vae_lightning.resolvers import unique_suffix
 
 
-def sample(cfg: DictConfig) -> dict[str, float]:
+def sample_grid(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """A PNG grid of ``cfg.n`` images decoded from the prior of ``cfg.ckpt_path``'s model; returns no metrics and
+    the ``images``."""
     model, _ = load_model(cfg.ckpt_path)
     torch.manual_seed(cfg.seed)
     images = model.sample_images(cfg.n, mean=cfg.mean)
@@ -22,4 +25,4 @@ def sample(cfg: DictConfig) -> dict[str, float]:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_png(grid, path)
     log.info("Wrote %d samples to %s", cfg.n, path)
-    return {}
+    return {}, {"images": images}

@@ -1,10 +1,12 @@
 """Independent Bernoulli pixels: the likelihood of binarised images."""
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
-from vae_lightning.contracts import Binarize, checked
 from vae_lightning.models.likelihoods.base import Likelihood
+from vae_lightning.rules import checked
 
 
 @checked
@@ -15,7 +17,7 @@ class BernoulliLikelihood(Likelihood):
     binary cross-entropy of the common PyTorch example, which is not a likelihood of anything.
     """
 
-    def __init__(self, binarize: Binarize = "dynamic") -> None:
+    def __init__(self, binarize: Literal["dynamic", "static", "none"] = "dynamic") -> None:
         super().__init__()
         self.binarize = binarize
 

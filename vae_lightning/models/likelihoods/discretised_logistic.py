@@ -5,8 +5,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from vae_lightning.contracts import Count, checked
 from vae_lightning.models.likelihoods.base import Likelihood
+from vae_lightning.rules import Count, checked
 
 LEVELS = 256
 BIN_WIDTH = 1.0 / (LEVELS - 1)  # pixels x = k / 255

@@ -1,13 +1,14 @@
 """Independent Gaussian pixels: fixed sigma (MSE), one learned sigma, or one per pixel."""
 
 import math
+from typing import Literal
 
 import torch
 from torch import nn
 
-from vae_lightning.contracts import MeanActivation, Positive, SigmaMode, checked
 from vae_lightning.models.diagonal_normal import LOG_2PI
 from vae_lightning.models.likelihoods.base import Likelihood
+from vae_lightning.rules import Positive, checked
 
 LOG_SIGMA_MIN = math.log(1e-3)
 LOG_SIGMA_MAX = math.log(10.0)
@@ -28,10 +29,10 @@ class GaussianLikelihood(Likelihood):
 
     def __init__(
         self,
-        sigma_mode: SigmaMode = "learned",
+        sigma_mode: Literal["fixed", "learned", "per_pixel"] = "learned",
         sigma: Positive = 0.1,
         dequantize: bool = True,
-        mean_activation: MeanActivation = "sigmoid",
+        mean_activation: Literal["sigmoid", "identity"] = "sigmoid",
     ) -> None:
         super().__init__()
         self.mean_activation = mean_activation

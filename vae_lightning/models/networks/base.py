@@ -11,12 +11,10 @@ size and how many parameters the likelihood needs per pixel:
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
-
-from vae_lightning.choices import ACTIVATIONS, check_choice
 
 
 class Encoder(nn.Module, ABC):
@@ -38,14 +36,16 @@ class Decoder(nn.Module, ABC):
     def forward(self, z: torch.Tensor) -> torch.Tensor: ...
 
 
-def make_activation(name: str) -> nn.Module:
-    check_choice("activation", name, ACTIVATIONS)
-    return getattr(nn, ACTIVATIONS[name])()
+#: model.encoder.activation / model.decoder.activation
+Activation = Literal["relu", "tanh", "elu", "gelu", "leaky_relu", "softplus"]
+#: each activation's torch.nn class
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU,
+               "softplus": nn.Softplus}
 
 
 def mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
     """Linear layers between consecutive sizes with ``activation`` after each one."""
     layers: list[nn.Module] = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(fan_in, fan_out), make_activation(activation)]
+        layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)

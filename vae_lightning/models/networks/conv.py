@@ -6,8 +6,8 @@ from math import prod
 import torch
 from torch import nn
 
-from vae_lightning.contracts import Activation, Count, checked
-from vae_lightning.models.networks.base import Decoder, Encoder, make_activation
+from vae_lightning.models.networks.base import ACTIVATIONS, Activation, Decoder, Encoder
+from vae_lightning.rules import Count, checked
 
 
 @checked
@@ -26,12 +26,12 @@ class ConvEncoder(Encoder):
         in_channels, height, width = image_shape
         layers: list[nn.Module] = []
         for c_in, c_out in zip([in_channels, *channels[:-1]], channels):
-            layers += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1), make_activation(activation)]
+            layers += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1), ACTIVATIONS[activation]()]
         self.features = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             n_features = self.features(torch.zeros(1, in_channels, height, width)).shape[-1]
         self.head = nn.Sequential(
-            nn.Linear(n_features, hidden_dim), make_activation(activation), nn.Linear(hidden_dim, 2 * latent_dim)
+            nn.Linear(n_features, hidden_dim), ACTIVATIONS[activation](), nn.Linear(hidden_dim, 2 * latent_dim)
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,15 +59,15 @@ class ConvDecoder(Decoder):
         self.seed_shape = (channels[0], height // 4, width // 4)
         self.project = nn.Sequential(
             nn.Linear(latent_dim, hidden_dim),
-            make_activation(activation),
+            ACTIVATIONS[activation](),
             nn.Linear(hidden_dim, prod(self.seed_shape)),
-            make_activation(activation),
+            ACTIVATIONS[activation](),
         )
         layers: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(zip(channels, [*channels[1:], out_channels])):
             layers.append(nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1))
             if i < len(channels) - 1:
-                layers.append(make_activation(activation))
+                layers.append(ACTIVATIONS[activation]())
         self.upsample = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

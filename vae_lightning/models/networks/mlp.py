@@ -6,8 +6,8 @@ from math import prod
 import torch
 from torch import nn
 
-from vae_lightning.contracts import Activation, checked
-from vae_lightning.models.networks.base import Decoder, Encoder, mlp
+from vae_lightning.models.networks.base import Activation, Decoder, Encoder, mlp
+from vae_lightning.rules import checked
 
 
 @checked

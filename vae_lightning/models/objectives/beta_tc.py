@@ -4,10 +4,10 @@ import math
 
 import torch
 
-from vae_lightning.contracts import NonNegative, checked
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.diagonal_normal import LOG_2PI, diagonal_normal_log_prob
 from vae_lightning.models.objectives.base import LatentModel, LatentSample, Objective, ObjectiveTerms, TrainingContext, kl_terms
+from vae_lightning.rules import NonNegative, checked
 
 
 @checked

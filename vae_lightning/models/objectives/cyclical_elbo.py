@@ -2,10 +2,10 @@
 
 import math
 
-from vae_lightning.contracts import Count, Fraction, NonNegative, checked
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.objectives.base import TrainingContext
 from vae_lightning.models.objectives.elbo import ELBO
+from vae_lightning.rules import Count, Fraction, NonNegative, checked
 
 
 @checked

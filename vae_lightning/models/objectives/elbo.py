@@ -2,8 +2,8 @@
 
 import torch
 
-from vae_lightning.contracts import NonNegative, NonNegativeInt, checked
 from vae_lightning.models.objectives.base import LatentModel, Objective, ObjectiveTerms, TrainingContext, kl_terms
+from vae_lightning.rules import NonNegative, NonNegativeInt, checked
 
 
 @checked

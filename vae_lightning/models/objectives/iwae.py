@@ -4,7 +4,6 @@ import math
 
 import torch
 
-from vae_lightning.contracts import Count, checked
 from vae_lightning.models.objectives.base import (
     LatentModel,
     Objective,
@@ -13,6 +12,7 @@ from vae_lightning.models.objectives.base import (
     kl_terms,
     log_importance_weights,
 )
+from vae_lightning.rules import Count, checked
 
 
 @checked

@@ -3,9 +3,9 @@
 import torch
 from torch import nn
 
-from vae_lightning.contracts import Count, NonNegative, checked
 from vae_lightning.models.diagonal_normal import diagonal_normal_mixture_log_probs
 from vae_lightning.models.priors.base import Encode, Prior
+from vae_lightning.rules import Count, NonNegative, checked
 
 
 @checked

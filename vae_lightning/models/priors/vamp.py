@@ -5,9 +5,9 @@ import math
 import torch
 from torch import nn
 
-from vae_lightning.contracts import Count, Positive, checked
 from vae_lightning.models.diagonal_normal import diagonal_normal_mixture_log_probs
 from vae_lightning.models.priors.base import Encode, Prior
+from vae_lightning.rules import Count, Positive, checked
 
 
 @checked

@@ -15,7 +15,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vae_lightning.earlier_versions import LEGACY_PIXEL_KEYS, upgraded
 from vae_lightning.errors import ConfigError
 
 #: the checkpoint written on Ctrl-C or SIGTERM (callbacks/checkpoint_on_interrupt.py)
@@ -93,19 +92,15 @@ def _is_changeable(key: str) -> bool:
     return any(key == allowed or key.startswith(f"{allowed}.") for allowed in CHANGEABLE_ON_RESUME)
 
 
-#: keys of earlier versions' config.yaml that today's configs derive elsewhere (the pixels: from the likelihood)
-LEGACY_KEYS = frozenset(f"data.{key}" for key in LEGACY_PIXEL_KEYS)
-
-
 def check_unchanged(cfg: DictConfig, run_dir: Path) -> None:
     """Refuse in one line a resumed config whose model, data or seed differ from the earlier run's."""
-    saved = upgraded(OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True))
+    saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
     for section in FIXED_ON_RESUME:
         node = OmegaConf.select(cfg, section, default=None)
         now = _flatten(OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node, section)
         before = _flatten(saved.get(section), section)
         for key in sorted(set(now) | set(before)):
-            if _is_changeable(key) or now.get(key) == before.get(key) or key in LEGACY_KEYS:
+            if _is_changeable(key) or now.get(key) == before.get(key):
                 continue
             raise ConfigError(
                 f"resume={str(run_dir)!r} cannot change {key} (the run has {before.get(key)!r}, this command gives "

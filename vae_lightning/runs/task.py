@@ -3,18 +3,19 @@
 Importable without torch or Lightning: the entry points use it before the heavy imports.
 """
 
-import json
 import os
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
 from vae_lightning.console import is_rank_zero, log
 from vae_lightning.errors import USER_ERRORS
-from vae_lightning.utils.stop_signals import INTERRUPTED_EXIT, received_signal
+from vae_lightning.runs.run_folder import write_status
+from vae_lightning.runs.stop_signals import INTERRUPTED_EXIT, received_signal
 
 #: exit code for a USER_ERRORS failure
 USER_ERROR_EXIT = 2
@@ -27,13 +28,6 @@ def in_multirun() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def write_status(output_dir: Path, status: str, error: str | None = None) -> None:
-    if not is_rank_zero():
-        return
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "status.json").write_text(json.dumps({"status": status, "error": error}, indent=2) + "\n")
 
 
 def is_sigterm(err: BaseException) -> bool:
@@ -56,8 +50,9 @@ def user_error_in(err: BaseException) -> BaseException | None:
     return None
 
 
-def run_task(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> dict[str, float]:
-    """Run ``task(cfg)``; record ``status.json`` in the output folder.
+def run_task(task: Callable[[DictConfig], tuple[dict[str, float], Any]], cfg: DictConfig) -> dict[str, float]:
+    """Run a pipeline, ``task(cfg) -> (metrics, objects)``; record ``status.json`` in the output folder; return
+    the metrics.
 
     A single run exits with a one-line message (code 2) for the user errors; other failures keep their
     traceback (``HYDRA_FULL_ERROR=1`` shows it for user errors too). In a multirun, a failed job is one
@@ -66,7 +61,7 @@ def run_task(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) ->
     output_dir = Path(cfg.paths.output_dir)
     write_status(output_dir, "running")
     try:
-        metrics = task(cfg)
+        metrics, _ = task(cfg)
     except (SystemExit, KeyboardInterrupt) as err:
         # Ctrl-C and SIGTERM in training end as Lightning's SIGTERMException; elsewhere as a KeyboardInterrupt,
         # or as Lightning's exit(1) after it handled one: the signal itself was noted (utils/stop_signals.py)

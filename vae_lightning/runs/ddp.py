@@ -20,7 +20,7 @@ import torch.distributed
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict, read_write
 
-from vae_lightning.utils.task import in_multirun
+from vae_lightning.runs.task import in_multirun
 
 # flags that choose the config itself and so must reach the children too
 CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")

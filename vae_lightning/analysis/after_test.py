@@ -18,7 +18,7 @@ from vae_lightning.analysis.frechet import (
 from vae_lightning.analysis.pictures import write_pictures
 from vae_lightning.console import on_rank_zero
 from vae_lightning.loggers import log_image
-from vae_lightning.utils.stopwatch import Stopwatch
+from vae_lightning.runs.stopwatch import Stopwatch
 
 
 def classifier_key(data_info: dict[str, Any], train_images: torch.Tensor) -> str:
@@ -45,7 +45,7 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int) -> 
 
 
 @on_rank_zero
-def final_evaluation(
+def pictures_and_sample_quality(
     cfg: DictConfig, model, datamodule, out_dir: Path, trainer=None, clock: Stopwatch | None = None
 ) -> dict[str, float]:
     """After a test pass (rank 0 only): pictures into ``out_dir/pictures`` and, with ``cfg.eval.fid_samples``

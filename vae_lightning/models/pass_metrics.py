@@ -19,7 +19,7 @@ from vae_lightning.models.latent_statistics import LatentStatistics
 from vae_lightning.models.marginal_likelihood import importance_weighted_nll
 
 
-class EvaluationPass(nn.Module):
+class PassMetrics(nn.Module):
     """``update(model, batch, stage)`` on every batch, then ``results(stage)`` (validation) or ``test_results``."""
 
     def __init__(self, latent_dim: int) -> None:

@@ -1,16 +1,15 @@
-"""Loading a trained VAE from a checkpoint file alone, safely (weights-only unpickling)."""
+"""Reading a checkpoint file safely (weights-only unpickling), for ``ckpt_path=`` and ``resume=``."""
 
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
-from vae_lightning.earlier_versions import upgraded
 from vae_lightning.errors import ConfigError
-from vae_lightning.models.build import build_model
-from vae_lightning.models.vae import CONFIG_KEY, VAE
+
+#: where a checkpoint keeps the resolved run config, so that a checkpoint alone rebuilds its model
+CONFIG_KEY = "vae_lightning_config"
 
 
 def read_checkpoint(path: str | Path, for_training: bool = False) -> dict[str, Any]:
@@ -41,35 +40,3 @@ def read_checkpoint(path: str | Path, for_training: bool = False) -> dict[str, A
             "from (give last.ckpt or interrupted.ckpt)"
         )
     return checkpoint
-
-
-def load_weights(model: VAE, checkpoint: dict[str, Any], path: str | Path) -> None:
-    """Put the checkpoint's weights into ``model``, or say in one line that they do not fit its config."""
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except (RuntimeError, TypeError, ValueError) as err:
-        first_line = str(err).strip().splitlines()[0]
-        raise ConfigError(
-            f"ckpt_path={str(path)!r} does not fit its model config (model/likelihood overrides?): {first_line}"
-        ) from err
-
-
-def checkpoint_config(checkpoint: dict[str, Any]) -> DictConfig:
-    """The run config stored in a checkpoint, in today's names (see ``earlier_versions``)."""
-    return OmegaConf.create(upgraded(checkpoint[CONFIG_KEY]))
-
-
-def load_model(path: str | Path, config_overrides: DictConfig | None = None) -> tuple[VAE, DictConfig]:
-    """The model of a checkpoint, built from the config stored in it (optionally overridden)."""
-    checkpoint = read_checkpoint(path)
-    cfg = checkpoint_config(checkpoint)
-    if config_overrides is not None:
-        cfg = OmegaConf.merge(cfg, config_overrides)
-    try:
-        model = build_model(cfg)
-    except (TypeError, ValueError) as err:
-        first_line = str(err).strip().splitlines()[0]
-        raise ConfigError(f"ckpt_path={str(path)!r} holds a model config that cannot be built: {first_line}") from err
-    load_weights(model, checkpoint, path)
-    model.run_config = checkpoint[CONFIG_KEY]
-    return model.eval(), cfg

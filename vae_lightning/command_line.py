@@ -1,0 +1,311 @@
+"""The entry points' shared front: the command line and its config, checked once, before Hydra starts.
+
+Group choices, setting names and every value (each value of a sweep) are checked by one mechanism, the rules of
+``vae_lightning.rules`` (the components' own annotations, and :data:`SETTINGS` for the keys outside any component),
+together with the checkpoint, ``resume=`` and the run folder: anything that cannot work is one line and exit code
+2, before Hydra makes a run folder and before torch, Lightning or W&B are imported. ``--help`` is answered here
+too. :func:`run_entry_point` is the whole of ``train.py``, ``evaluate.py`` and ``sample.py``.
+"""
+
+import difflib
+import importlib
+import importlib.resources
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from vae_lightning.errors import ConfigError
+from vae_lightning.resolvers import register_resolvers
+from vae_lightning.rules import PACKAGE, Count, NonNegativeInt, Positive, check_section, check_value
+from vae_lightning.runs.resume import check_unchanged, resume_dir, resumed_argv
+from vae_lightning.runs.run_folder import check_writable, claim_folder
+
+#: the Hydra configs, shipped inside the package (``conf/`` at the top of a clone links here)
+CONF_DIR = Path(str(importlib.resources.files("vae_lightning") / "conf"))
+
+#: the rules of the settings that belong to no component (the components' own are their annotations)
+SETTINGS: dict[str, Any] = {
+    "seed": NonNegativeInt,
+    "threads": Count,
+    "trainer.max_epochs": Count,
+    "model.optimizer.lr": Positive,
+    "eval.k": Count,
+    "eval.fid_samples": NonNegativeInt,
+    "n": Count,
+    "nrow": Count,
+}
+
+#: each entry point's config and the pipeline function its task runs
+ENTRY_POINTS = {
+    "train": "vae_lightning.pipelines.fit_and_test:fit_and_test",
+    "evaluate": "vae_lightning.pipelines.checkpoint_scores:score_checkpoint",
+    "sample": "vae_lightning.pipelines.sample_grid:sample_grid",
+}
+
+
+def config_groups(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
+    """Every config group under ``conf_dir`` (``likelihood``, ``model/encoder``, ...) and its options."""
+    groups = {}
+    for folder in conf_dir.rglob("*"):
+        options = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        if options:
+            groups[folder.relative_to(conf_dir).as_posix()] = options
+    return groups
+
+
+def setting_paths(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of a config (``model.latent_dim``, ...)."""
+    paths = []
+    for key in cfg.keys() if isinstance(cfg, DictConfig) else []:
+        path = f"{prefix}{key}"
+        paths.append(path)
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none() and not node._is_interpolation():
+            paths += setting_paths(node, f"{path}.")
+    return paths
+
+
+def package_sections(node: Any, path: str = "") -> list[tuple[str, DictConfig]]:
+    """(section, node) of every config section whose ``_target_`` is a class or function of this package."""
+    if not isinstance(node, DictConfig):
+        return []
+    found = [(path, node)] if isinstance(node.get("_target_"), str) and node._target_.startswith(PACKAGE) else []
+    for key in node.keys():
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            found += package_sections(child, f"{path}.{key}" if path else str(key))
+    return found
+
+
+def available_devices(accelerator: str) -> int:
+    import torch  # only asked when more than one device is requested
+
+    if accelerator in ("gpu", "cuda"):
+        return torch.cuda.device_count()
+    if accelerator == "mps":
+        return int(torch.backends.mps.is_available())
+    if accelerator == "auto" and torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return os.cpu_count() or 1
+
+
+def check_devices(cfg: DictConfig) -> None:
+    devices = OmegaConf.select(cfg, "trainer.devices", default=None)
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default=None) or "auto")
+    if devices in (None, "auto", -1, 1):
+        return
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ConfigError(f"trainer.devices={devices!r} is not allowed; use an integer >= 1, -1 or auto")
+    available = available_devices(accelerator)
+    if devices > available:
+        kind = "CPU cores" if available == (os.cpu_count() or 1) else f"{accelerator} devices"
+        raise ConfigError(f"trainer.devices={devices} is not allowed; this machine has {available} {kind}")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """ConfigError, one line, for the first setting that cannot work: the settings of :data:`SETTINGS`, then every
+    section built from a class of the package, by that class's own annotations; then the devices."""
+    for key, annotation in SETTINGS.items():
+        check_value(key, OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False), annotation)
+    for section, node in package_sections(cfg):
+        check_section(section, node)
+    check_devices(cfg)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The command line
+
+
+def _split(arg: str) -> tuple[str, str, str]:
+    key, sep, value = arg.partition("=")
+    return key.lstrip("+~"), sep, value
+
+
+def _is_override(arg: str) -> bool:
+    key, sep, _ = _split(arg)
+    return not arg.startswith("-") and bool(sep) and not key.startswith("hydra")
+
+
+def composed_groups(config_name: str, conf_dir: Path) -> set[str] | None:
+    """The groups a primary config composes (None: every group of ``conf_dir``)."""
+    if config_name == "train":
+        return None
+    defaults = OmegaConf.to_container(OmegaConf.load(conf_dir / f"{config_name}.yaml")).get("defaults", [])
+    return {next(iter(item)) for item in defaults if isinstance(item, dict)}
+
+
+def check_group_choices(argv: list[str], config_name: str, conf_dir: Path) -> None:
+    groups, allowed_groups = config_groups(conf_dir), composed_groups(config_name, conf_dir)
+    for arg in argv:
+        key, sep, value = _split(arg)
+        if arg.startswith("-") or not sep or key not in groups:
+            continue
+        if allowed_groups is not None and key not in allowed_groups:
+            raise ConfigError(
+                f"{key}={value} is not allowed for {config_name}, which takes {sorted(allowed_groups - {'hydra'})}; "
+                "the model, likelihood and data come from the checkpoint (its config is stored in it)"
+            )
+        if any(mark in value for mark in "()${}"):
+            continue
+        for choice in (v.strip() for v in value.split(",")):
+            if choice not in groups[key]:
+                leave_out = f", or ~{key} to leave the group out" if choice == "null" else ""
+                raise ConfigError(f"{key}={choice!r} is not allowed; use one of {groups[key]}{leave_out}")
+
+
+def sweep_variants(overrides: list[str]) -> list[list[str]]:
+    """Override lists that together use every value of every swept key once (not their product): the first
+    value of each sweep, then each further value of one sweep at a time."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as err:
+        raise ConfigError(" ".join(str(err).split())[:300]) from None
+    fixed, swept = [], []
+    for override in parsed:
+        if not override.is_sweep_override():
+            fixed.append(override.input_line)
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except Exception:  # glob(...) and other forms Hydra expands itself
+            continue
+        swept.append([f"{override.get_key_element()}={value}" for value in values])
+    base = [values[0] for values in swept]
+    variants = [fixed + base]
+    for i, values in enumerate(swept):
+        variants += [fixed + base[:i] + [value] + base[i + 1:] for value in values[1:]]
+    return variants
+
+
+def compose_config(config_name: str, conf_dir: Path, overrides: list[str]) -> DictConfig:
+    """The config Hydra will compose; its refusals (a key that needs ``+``, a bad value) in one line."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3", job_name=config_name):
+            return compose(config_name=config_name, overrides=overrides)
+    except HydraException as err:
+        groups = config_groups(conf_dir)
+        choices = [arg for arg in overrides if _split(arg)[0] in groups]
+        if choices != overrides:  # name the unknown setting with a suggestion, if that is what it was
+            check_setting_names(overrides, compose_config(config_name, conf_dir, choices))
+        raise ConfigError(" ".join(str(err).split())[:400]) from None
+
+
+def check_setting_names(argv: list[str], cfg: DictConfig) -> None:
+    """Every ``key=value`` must name an existing setting (``+key=value`` adds one)."""
+    groups = config_groups()
+    known = set(setting_paths(cfg))
+    for arg in argv:
+        key, sep, _ = arg.partition("=")
+        if arg.startswith(("-", "+", "~")) or not sep or key.startswith("hydra") or key in groups or key in known:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "--cfg job lists the settings"
+        raise ConfigError(f"{key} is not a setting; {hint} (+{key}=... adds a new key)")
+
+
+def is_ddp_child() -> bool:
+    """Lightning's DDP launcher restarts the command for ranks > 0 with LOCAL_RANK set."""
+    return os.environ.get("LOCAL_RANK", "0") != "0"
+
+
+def help_text(config_name: str, overrides: list[str], conf_dir: Path = CONF_DIR) -> str:
+    """What ``--help`` prints: the groups and their options, then the composed config (Hydra's own help copies
+    the config repository once per option, several seconds for these groups)."""
+    allowed = composed_groups(config_name, conf_dir)
+    groups = {group: options for group, options in config_groups(conf_dir).items()
+              if group != "hydra" and (allowed is None or group.split("/")[0] in allowed)}
+    width = max(map(len, groups), default=0)
+    config = OmegaConf.to_yaml(compose_config(config_name, conf_dir, overrides))
+    return "\n".join([
+        f"python -m vae_lightning.{config_name} [group=option ...] [key=value ...]   (-m: a sweep over comma lists)",
+        "",
+        "== Configuration groups ==",
+        "Compose your configuration from those groups (group=option)",
+        "",
+        *(f"  {group:<{width}}  {', '.join(options)}" for group, options in sorted(groups.items())),
+        "",
+        "== Config ==",
+        "Override anything in the config (foo.bar=value)",
+        "",
+        config,
+        "Use --hydra-help to view Hydra specific help",
+    ])
+
+
+def check_command_line(argv: list[str], config_name: str = "train", conf_dir: Path = CONF_DIR) -> list[str]:
+    """Check a command line; returns it with a ``resume=`` run's own overrides put in front."""
+    if config_name == "train":
+        argv = resumed_argv(argv)
+    check_group_choices(argv, config_name, conf_dir)
+    for arg in argv:
+        key, sep, value = _split(arg)
+        if key == "ckpt_path" and sep and not Path(value).expanduser().is_file():
+            raise ConfigError(f"ckpt_path={value!r} is not allowed; no such file (give a .ckpt from a run's checkpoints/)")
+    if config_name != "train" and not any(arg.startswith(("-", "ckpt_path=")) for arg in argv):
+        raise ConfigError("ckpt_path is missing; give ckpt_path=RUN/checkpoints/NAME.ckpt")
+    overrides = [arg for arg in argv if _is_override(arg)]
+    informational = any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv)  # --cfg, --info
+    variants = sweep_variants(overrides)
+    run_dir = resume_dir(argv) if config_name == "train" else None
+    for number, variant in enumerate(variants):
+        cfg = compose_config(config_name, conf_dir, variant)
+        if number == 0:
+            check_setting_names(overrides, cfg)
+        if not informational:
+            check_config(cfg)
+            if run_dir is not None:
+                check_unchanged(cfg, run_dir)
+    if informational:
+        return argv
+    log_dir = next((_split(arg)[2] for arg in argv if _split(arg)[0] == "paths.log_dir"), None)
+    check_writable(log_dir or str(Path.cwd() / "outputs"), "paths.log_dir")
+    if config_name != "sample" and not is_ddp_child():  # samples share one folder, each file named anew
+        for arg in argv:
+            key, sep, value = arg.partition("=")
+            if key in ("hydra.run.dir", "hydra.sweep.dir") and sep and "$" not in value:
+                claim_folder(value, key, mark=key == "hydra.run.dir")
+    return argv
+
+
+def preflight(argv: list[str], config_name: str) -> list[str]:
+    """A bad command line ends here with one line and exit code 2, before Hydra or anything heavy runs
+    (``HYDRA_FULL_ERROR=1`` skips the checks and shows Hydra's own messages); ``--help`` is answered here.
+    Returns the command line to run (a resumed run's overrides in front)."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return resumed_argv(argv) if config_name == "train" else argv
+    try:
+        if "--help" in argv or "-h" in argv:
+            print(help_text(config_name, [arg for arg in argv if _is_override(arg)]))
+            raise SystemExit(0)
+        return check_command_line(argv, config_name)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run_entry_point(config_name: str) -> None:
+    """``python -m vae_lightning.<config_name>``: check the command line, then run the pipeline under Hydra (each
+    job of a sweep through :func:`~vae_lightning.runs.task.run_task`)."""
+    import hydra
+
+    from vae_lightning.runs.task import run_task
+
+    register_resolvers()
+    sys.argv[1:] = preflight(sys.argv[1:], config_name)
+    module, _, function = ENTRY_POINTS[config_name].partition(":")
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
+    def main(cfg: DictConfig) -> float:
+        metrics = run_task(getattr(importlib.import_module(module), function), cfg)
+        return metrics.get(cfg.get("optimized_metric") or "", float("nan"))
+
+    main()
