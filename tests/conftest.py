@@ -12,8 +12,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from vae_lightning.resolvers import register_resolvers
 from vae_lightning.command_line import CONF_DIR
+from vae_lightning.resolvers import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = CONF_DIR  # inside the package; conf/ at the top of the clone links there

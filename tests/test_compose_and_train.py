@@ -7,9 +7,9 @@ import lightning as L
 import pytest
 import torch
 
+from vae_lightning.command_line import config_groups
 from vae_lightning.data.datamodule import datamodule_for
 from vae_lightning.models.build import build_model
-from vae_lightning.command_line import config_groups
 
 # every option of the likelihood group (a new config file is picked up by itself), plus settings within options
 LIKELIHOODS = [[f"likelihood={option}"] for option in config_groups()["likelihood"]] + [

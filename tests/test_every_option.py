@@ -12,8 +12,8 @@ import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
 
-from vae_lightning.pipelines.fit_and_test import fit_and_test
 from vae_lightning.command_line import config_groups
+from vae_lightning.pipelines.fit_and_test import fit_and_test
 
 #: groups that configure Hydra or a sweeper, not a training run: composed and checked, not trained
 COMPOSE_ONLY = {"hydra", "paths", "hparams_search"}

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.distributions import ContinuousBernoulli
 
+from vae_lightning.command_line import config_groups
 from vae_lightning.data.datamodule import datamodule_for
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.build import build_model
@@ -14,7 +15,6 @@ from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
 from vae_lightning.models.likelihoods.continuous_bernoulli import ContinuousBernoulliLikelihood, log_normaliser
 from vae_lightning.models.likelihoods.discretised_logistic import DiscretisedLogisticLikelihood
 from vae_lightning.models.likelihoods.gaussian import GaussianLikelihood
-from vae_lightning.command_line import config_groups
 
 # lambda on a grid through the unstable point 1/2 and out to both ends
 LAMBDAS = [1e-6, 1e-4, 0.01, 0.2, 0.49, 0.499, 0.4999, 0.5 - 1e-6, 0.5, 0.5 + 1e-6, 0.5001, 0.501, 0.51, 0.8, 0.99,

@@ -1,4 +1,5 @@
-"""Every command in the README's bash code blocks, run as typed from a fresh folder (not the repository).
+"""Every command in the bash code blocks of the README and of every docs page, run as typed from a fresh folder
+(not the repository), one folder per page.
 
 Only options that shorten a command are appended (FAST); no paths.* or hydra.* overrides. Data comes from the
 suite's data folder through $VAE_LIGHTNING_DATA_DIR, a setting users have too (see conftest.py). Placeholders
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-README = ROOT / "README.md"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^[ \t]*```bash\n(.*?)^[ \t]*```", re.S | re.M)
 FAST = {
     "vae_lightning.train": ["debug=fast", "logger=local"],
@@ -27,10 +28,10 @@ FAST = {
 }
 
 
-def readme_commands() -> list[str]:
-    """The README's bash lines, comments removed, in order."""
+def page_commands(page: Path) -> list[str]:
+    """A page's bash lines, comments removed, in order."""
     lines = []
-    for block in BLOCK.findall(README.read_text()):
+    for block in BLOCK.findall(page.read_text()):
         for line in block.splitlines():
             command = line.split(" #")[0].strip()
             if command and not command.startswith("#"):
@@ -51,7 +52,7 @@ def fill_placeholders(command: str, cwd: Path) -> str:
         command = command.replace("<best>.ckpt", best.name)
     if "<sweep>" in command:
         command = command.replace("<sweep>", newest(cwd / "outputs" / "sweeps").name)
-    assert "<" not in command, f"unknown placeholder in README command: {command}"
+    assert "<" not in command, f"unknown placeholder in a command: {command}"
     return command
 
 
@@ -80,7 +81,7 @@ def run_readme_command(command: str, cwd: Path) -> None:
     words = shlex.split(fill_placeholders(command, cwd))
     if words[0] == "make":
         targets = re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.M)
-        assert words[1] in targets, f"README shows 'make {words[1]}', which the Makefile does not have"
+        assert words[1] in targets, f"a page shows 'make {words[1]}', which the Makefile does not have"
         return  # make install / make test are what CI runs; make train is the default train command
     script = words[0].startswith("vae-lightning-")  # a console script: installed beside the interpreter
     if script or (words[:2] == ["python", "-m"] and words[2] in FAST):
@@ -93,26 +94,35 @@ def run_readme_command(command: str, cwd: Path) -> None:
         check_outcome(module, args, result, cwd)
         return
     if words[0] == "python" and words[1].startswith("benchmarks/"):
-        # a long measurement (the README's numbers): it must exist and answer --help
+        # a long measurement (the results' numbers): it must exist and answer --help
         result = subprocess.run([sys.executable, str(ROOT / words[1]), "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "usage:" in result.stdout, command
         return
-    pytest.fail(f"the README shows a command this test cannot run: {command}")
+    pytest.fail(f"a page shows a command this test cannot run: {command}")
 
 
-def test_the_readme_shows_the_main_commands():
-    commands = readme_commands()
+def test_the_pages_show_the_main_commands():
+    commands = [command for page in PAGES for command in page_commands(page)]
     for expected in ("python -m vae_lightning.train -m ", "python -m vae_lightning.evaluate ",
                      "python -m vae_lightning.sample ", "python -m vae_lightning.report ", "hparams_search=optuna"):
         assert any(expected in c for c in commands), expected
 
 
-@pytest.mark.slow  # about 5 minutes alone (an Optuna search of 20 trials, a DDP run, two sweeps): CI runs it
-def test_every_readme_command_runs_as_typed_from_a_fresh_folder(tmp_path):
+PAGE_IDS = [page.name for page in PAGES if page_commands(page)]
+
+
+def test_the_pages_commands_are_found():
+    """The blocks are read where they are (indented in a list too), so the test below runs each of these pages."""
+    assert {"README.md", "configs.md", "devices.md", "results.md"} <= set(PAGE_IDS)
+
+
+@pytest.mark.slow  # minutes per page (an Optuna search of 20 trials, DDP runs, sweeps): CI runs it
+@pytest.mark.parametrize("page", [page for page in PAGES if page_commands(page)], ids=PAGE_IDS)
+def test_every_command_of_a_page_runs_as_typed_from_a_fresh_folder(tmp_path, page):
     cwd = tmp_path / "fresh"
     cwd.mkdir()
-    for command in readme_commands():
+    for command in page_commands(page):
         run_readme_command(command, cwd)
     assert not (ROOT / "outputs" / "runs").exists() or all(
         p.stat().st_mtime < cwd.stat().st_mtime for p in (ROOT / "outputs" / "runs").iterdir()
-    ), "a README command wrote into the repository's outputs/"
+    ), f"a command of {page.name} wrote into the repository's outputs/"

@@ -4,16 +4,15 @@ import json
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import ROOT, run_module
 
-import typing
-
-from vae_lightning.data.sources import Source
 from vae_lightning.command_line import config_groups
+from vae_lightning.data.sources import Source
 
 GROUPS = config_groups()
 
@@ -81,7 +80,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
         f"{run / 'checkpoints' / 'last.ckpt'})"
     )
     assert json.loads((run / "status.json").read_text())["status"] == "failed"
-    from vae_lightning.runs.checkpoints import load_model
+    from vae_lightning.models.build import load_model
 
     model, _ = load_model(run / "checkpoints" / "last.ckpt")
     assert all(torch.isfinite(p).all() for p in model.parameters())
