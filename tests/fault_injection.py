@@ -42,3 +42,13 @@ class NaNDecoderBeforeValidation(L.Callback):
         if trainer.current_epoch == self.epoch and not trainer.sanity_checking:
             with torch.no_grad():
                 list(pl_module.decoder.parameters())[-1].fill_(float("nan"))
+
+
+class SendSignalInTestPass(L.Callback):
+    """Deliver a real signal (default SIGTERM) to this process at the first batch of the test pass."""
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        self.signal = getattr(signal, signal_name)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        os.kill(os.getpid(), self.signal)

@@ -207,9 +207,9 @@ def test_a_new_component_is_two_files_gets_one_line_answers_from_its_own_contrac
     assert math.isfinite(json.loads((run_dir / "metrics.json").read_text())["metrics"]["test/loss"])
 
 
-def test_a_component_the_preflight_cannot_read_is_refused_by_its_constructor_in_one_line(tmp_path):
-    """A subclass whose __init__ lives in another module is not read from source; its inherited contract
-    refuses the value when Hydra builds it, and the user sees that one line, not Hydra's wrapped traceback."""
+def test_a_component_that_inherits_its_constructor_is_checked_before_any_work(tmp_path):
+    """A subclass whose __init__ lives in another module: the pre-flight follows the import to the base class and
+    refuses the value from that contract, before any run folder exists."""
     project = tmp_path / "project"
     shutil.copytree(ROOT / "vae_lightning", project / "vae_lightning", ignore=shutil.ignore_patterns("__pycache__"))
     (project / "vae_lightning" / "models" / "objectives" / "renamed_iwae.py").write_text(
@@ -220,9 +220,15 @@ def test_a_component_the_preflight_cannot_read_is_refused_by_its_constructor_in_
                         "logger=local", cwd=project, env={"PYTHONPATH": str(project)})
     assert result.returncode == 2, result.stderr[-3000:]
     assert result.stderr.strip() == "error: model.objective.k=0 is not allowed; use an integer >= 1"
-    (run_dir,) = (project / "outputs" / "runs").iterdir()
-    assert json.loads((run_dir / "status.json").read_text()) == {
-        "status": "failed", "error": "ConfigError: model.objective.k=0 is not allowed; use an integer >= 1"}
+    assert not (project / "outputs" / "runs").exists()
+
+
+def test_a_constructor_refuses_what_its_annotation_does_not_allow_when_built_from_python():
+    from vae_lightning.errors import ConfigError
+    from vae_lightning.models.objectives.iwae import IWAE
+
+    with pytest.raises(ConfigError, match=r"^model.objective.k=0 is not allowed; use an integer >= 1$"):
+        IWAE(k=0)
 
 
 def test_a_component_that_does_not_subclass_its_contract_is_one_line(tmp_path, compose_train, monkeypatch):

@@ -16,7 +16,7 @@ LAYERS = {
     # the run life-cycle: task, status, resume, signals, checkpoints, DDP relaunch, run files
     "runs": 1,
     # small shared pieces
-    "console": 0, "errors": 0, "rules": 0, "resolvers": 0,
+    "console": 0, "errors": 0, "rules": 0, "resolvers": 0, "user_cache": 0,
 }
 
 

@@ -8,7 +8,7 @@ import torch
 from torch.distributions import ContinuousBernoulli
 
 from vae_lightning.command_line import config_groups
-from vae_lightning.data.datamodule import datamodule_for
+from vae_lightning.data.datamodule import DigitsDataModule, datamodule_for
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.build import build_model
 from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
@@ -169,16 +169,10 @@ def test_a_new_density_gets_its_pixels_without_a_data_setting(compose_train):
     assert datamodule.pixel_mode == "dequantize"
 
 
-def test_data_settings_of_earlier_runs_are_read_back(compose_train):
-    """config.yaml of runs made before this version has data.binarize / data.dequantize: evaluate still works."""
-    from omegaconf import open_dict
-
-    cfg = compose_train([])
-    with open_dict(cfg):
-        cfg.data.binarize, cfg.data.dequantize = "dynamic", False
-    assert datamodule_for(cfg.data, "dynamic").pixel_mode == "dynamic"
-    with pytest.raises(ValueError, match=r"^Likelihood.pixels='bits' is not allowed; use one of \['grey', 'dynamic'"):
-        datamodule_for(cfg.data, "bits")
+def test_the_data_module_refuses_pixels_no_likelihood_asks_for(compose_train):
+    assert datamodule_for(compose_train([]).data, "dynamic").pixel_mode == "dynamic"
+    with pytest.raises(ConfigError, match=r"^data.pixels='bits' is not allowed; use one of \['grey', 'dynamic'"):
+        DigitsDataModule(pixels="bits")
 
 
 def test_each_likelihood_turns_its_test_nll_into_scores_of_the_images():
@@ -190,21 +184,3 @@ def test_each_likelihood_turns_its_test_nll_into_scores_of_the_images():
         {"test/nll_8bit": bound, "test/bits_per_dim": bound / (d * math.log(2))})
     assert BernoulliLikelihood("dynamic").data_scores(90.0, d) == pytest.approx({"test/bits_per_dim": 90.0 / (d * math.log(2))})
     assert BernoulliLikelihood("none").data_scores(90.0, d) == {}
-
-
-def test_a_run_of_an_earlier_version_resumes_without_its_old_pixel_settings(compose_train, tmp_path):
-    """config.yaml of earlier runs has data.binarize / data.dequantize, which today's compose lacks."""
-    import yaml
-    from omegaconf import OmegaConf
-
-    from vae_lightning.runs.resume import check_unchanged
-
-    cfg = compose_train([])
-    saved = OmegaConf.to_container(cfg, resolve=True)
-    saved["data"].update(binarize="dynamic", dequantize=False)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
-    check_unchanged(cfg, tmp_path)  # no refusal
-    saved["likelihood"]["binarize"] = "static"
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
-    with pytest.raises(ConfigError, match="cannot change likelihood.binarize"):
-        check_unchanged(cfg, tmp_path)

@@ -299,7 +299,7 @@ def test_a_damaged_cached_wheel_is_refused_in_one_line_naming_it_and_is_not_repl
 
 
 def test_the_config_and_the_wheel_cache_follow_one_rule(compose_train, monkeypatch, tmp_path):
-    from vae_lightning.resolvers import user_cache_dir
+    from vae_lightning.user_cache import user_cache_dir
 
     monkeypatch.delenv("VAE_LIGHTNING_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

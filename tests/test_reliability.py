@@ -37,7 +37,10 @@ BAD_INPUTS = [
     ),
     (["trainer.devices=99"], f"trainer.devices=99 is not allowed; this machine has {os.cpu_count()} CPU cores"),
     (["data.source=kaggle"], f"data.source='kaggle' is not allowed; use one of {list(typing.get_args(Source))}"),
-    (["seed=abc"], "seed='abc' is not allowed; use an integer >= 0"),
+    (["seed=abc"], "seed='abc' is not allowed; use an integer in [0, 4294967295]"),
+    (["seed=4294967296"], "seed=4294967296 is not allowed; use an integer in [0, 4294967295]"),
+    (["data.split_seed=4294967296"], "data.split_seed=4294967296 is not allowed; use an integer in [0, 4294967295]"),
+    (["test=maybe"], "test='maybe' is not allowed; use true or false"),
     (["eval.fid_samples=-1"], "eval.fid_samples=-1 is not allowed; use an integer >= 0"),
 ]
 

@@ -238,7 +238,7 @@ def test_a_folder_is_claimed_at_once_so_a_second_run_started_with_it_is_refused(
 
 def test_a_seed_that_is_not_a_number_is_refused_before_torch_and_before_a_folder(tmp_path):
     result = run_module("vae_lightning.train", "seed=abc", f"paths.log_dir={tmp_path}")
-    assert one_line_refusal(result) == "error: seed='abc' is not allowed; use an integer >= 0"
+    assert one_line_refusal(result) == "error: seed='abc' is not allowed; use an integer in [0, 4294967295]"
     assert not (tmp_path / "runs").exists()
 
 

@@ -1,10 +1,8 @@
-"""The entry points' shared front: the command line and its config, checked once, before Hydra starts.
+"""The entry points' shared front (:func:`run_entry_point`): ``--help``, and the command line and its config
+checked once, before Hydra makes a run folder and before torch is imported.
 
-Group choices, setting names and every value (each value of a sweep) are checked by one mechanism, the rules of
-``vae_lightning.rules`` (the components' own annotations, and :data:`SETTINGS` for the keys outside any component),
-together with the checkpoint, ``resume=`` and the run folder: anything that cannot work is one line and exit code
-2, before Hydra makes a run folder and before torch, Lightning or W&B are imported. ``--help`` is answered here
-too. :func:`run_entry_point` is the whole of ``train.py``, ``evaluate.py`` and ``sample.py``.
+Every value (each value of a sweep) is checked by the rules of ``vae_lightning.rules``: the components' own
+annotations, and :data:`SETTINGS` for the keys outside any component. Anything that cannot work is one line, exit 2.
 """
 
 import difflib
@@ -19,17 +17,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.errors import ConfigError
 from vae_lightning.resolvers import register_resolvers
-from vae_lightning.rules import PACKAGE, Count, NonNegativeInt, Positive, check_section, check_value
+from vae_lightning.rules import PACKAGE, Count, NonNegativeInt, Positive, Seed, check_section, check_value
 from vae_lightning.runs.resume import check_unchanged, resume_dir, resumed_argv
-from vae_lightning.runs.run_folder import check_writable, claim_folder
+from vae_lightning.runs.run_folder import check_folder, check_writable, claim_folder
 
 #: the Hydra configs, shipped inside the package (``conf/`` at the top of a clone links here)
 CONF_DIR = Path(str(importlib.resources.files("vae_lightning") / "conf"))
 
 #: the rules of the settings that belong to no component (the components' own are their annotations)
 SETTINGS: dict[str, Any] = {
-    "seed": NonNegativeInt,
+    "seed": Seed,
     "threads": Count,
+    "test": bool,
+    "compile": bool,
+    "verbose": bool,
+    "mean": bool,
     "trainer.max_epochs": Count,
     "model.optimizer.lr": Positive,
     "eval.k": Count,
@@ -103,6 +105,19 @@ def check_devices(cfg: DictConfig) -> None:
     if devices > available:
         kind = "CPU cores" if available == (os.cpu_count() or 1) else f"{accelerator} devices"
         raise ConfigError(f"trainer.devices={devices} is not allowed; this machine has {available} {kind}")
+
+
+def check_machine_folders(cfg: DictConfig, config_name: str) -> None:
+    """The user cache must take files (train and evaluate write the Fréchet classifier there), and the data folder
+    must be a folder: found before any work, not after training."""
+    if config_name == "sample":
+        return
+    cache_dir = OmegaConf.select(cfg, "paths.cache_dir", default=None)
+    if cache_dir:
+        check_writable(str(cache_dir), "paths.cache_dir")
+    data_dir = OmegaConf.select(cfg, "data.data_dir", default=None) if config_name == "train" else None
+    if data_dir:
+        check_folder(str(data_dir), "paths.data_dir")
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -223,7 +238,6 @@ def help_text(config_name: str, overrides: list[str], conf_dir: Path = CONF_DIR)
     allowed = composed_groups(config_name, conf_dir)
     groups = {group: options for group, options in config_groups(conf_dir).items()
               if group != "hydra" and (allowed is None or group.split("/")[0] in allowed)}
-    width = max(map(len, groups), default=0)
     config = OmegaConf.to_yaml(compose_config(config_name, conf_dir, overrides))
     return "\n".join([
         f"python -m vae_lightning.{config_name} [group=option ...] [key=value ...]   (-m: a sweep over comma lists)",
@@ -231,7 +245,7 @@ def help_text(config_name: str, overrides: list[str], conf_dir: Path = CONF_DIR)
         "== Configuration groups ==",
         "Compose your configuration from those groups (group=option)",
         "",
-        *(f"  {group:<{width}}  {', '.join(options)}" for group, options in sorted(groups.items())),
+        *(f"{group}: {', '.join(options)}" for group, options in sorted(groups.items())),
         "",
         "== Config ==",
         "Override anything in the config (foo.bar=value)",
@@ -268,6 +282,7 @@ def check_command_line(argv: list[str], config_name: str = "train", conf_dir: Pa
         return argv
     log_dir = next((_split(arg)[2] for arg in argv if _split(arg)[0] == "paths.log_dir"), None)
     check_writable(log_dir or str(Path.cwd() / "outputs"), "paths.log_dir")
+    check_machine_folders(cfg, config_name)
     if config_name != "sample" and not is_ddp_child():  # samples share one folder, each file named anew
         for arg in argv:
             key, sep, value = arg.partition("=")

@@ -1,13 +1,8 @@
-"""What the package says, through one logger that knows about ranks.
+"""What the package says, through one logger, :data:`log`, spoken by global rank 0 only (errors by every rank).
 
-Every module logs through :data:`log` (``logging.getLogger("vae_lightning")``). In a DDP run only global
-rank 0 speaks, except for errors; :func:`on_rank_zero` runs a function (writing files, the summary) on rank
-0 only. The rank is Lightning's once Lightning is loaded (it knows SLURM and the other launchers), before
-that the launcher's environment, so this module stays importable without torch.
-
-On the console (Hydra's job logging, ``conf/hydra/default.yaml``) :class:`ConsoleFormatter` prints
-information as plain lines on stdout and warnings and errors, prefixed, on stderr (:class:`BelowLevel` keeps
-them off stdout); the run's log file keeps time stamps.
+The rank is Lightning's once Lightning is loaded, before that the launcher's environment (no torch import).
+On the console (``conf/hydra/default.yaml``) information goes to stdout as plain lines, warnings and errors to
+stderr, prefixed; the run's log file keeps time stamps.
 """
 
 import functools

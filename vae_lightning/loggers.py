@@ -12,6 +12,8 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from vae_lightning.console import is_rank_zero, log, on_rank_zero
 from vae_lightning.rules import check_value
 
+#: seconds an online W&B run may take to start before training goes on without it
+INIT_TIMEOUT = 10
 #: logger.wandb.mode
 WandbMode = Literal["offline", "online", "disabled"]
 
@@ -75,7 +77,8 @@ def start_wandb_run(save_dir: str, mode: str, run_id: str | None, init: dict[str
     names the folder and the ``wandb sync`` command; a failure to start still raises and is reported."""
     import wandb
 
-    settings = wandb.Settings(silent=True) if mode == "offline" else None
+    # online, a server that does not answer is given up after INIT_TIMEOUT seconds (W&B's own default waits 90)
+    settings = wandb.Settings(silent=True) if mode == "offline" else wandb.Settings(init_timeout=INIT_TIMEOUT)
     run = wandb.init(dir=save_dir, mode=mode, id=run_id, resume="allow", settings=settings, **init)
     run.define_metric("trainer/global_step")  # Lightning's x-axis, as WandbLogger defines it
     run.define_metric("*", step_metric="trainer/global_step", step_sync=True)

@@ -14,6 +14,7 @@ import csv
 import json
 import math
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from vae_lightning.analysis.seed_statistics import Summary, compare, summarise
+from vae_lightning.runs.run_folder import read_status
 
 REPORT_METRICS = ("test/bits_per_dim", "test/nll_iw", "test/loss", "test/kl", "test/active_units", "val/loss")
 
@@ -42,16 +44,22 @@ UNKNOWN_GROUP = ("unknown", "", "jobs without a recorded data model (failed, or 
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    """The sweep's job folders in order, a number missing between them included (as a folder that is not there)."""
+    numbers = sorted(int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    return [sweep_dir / str(number) for number in range(numbers[-1] + 1)] if numbers else []
 
 
 def read_job(job_dir: Path) -> dict[str, Any]:
-    """One job's overrides (key -> value), status, metrics and comparison group."""
+    """One job's overrides (key -> value), status, metrics and comparison group; a job whose files cannot be read
+    is reported as such (``missing``, ``unreadable``, ``crashed``), never left out."""
     overrides_file = job_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
-    status_file, metrics_file = job_dir / "status.json", job_dir / "metrics.json"
-    status = json.loads(status_file.read_text()) if status_file.exists() else {"status": "unknown", "error": None}
-    results = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    status = read_status(job_dir) if job_dir.is_dir() else {"status": "missing", "error": "no job folder"}
+    metrics_file = job_dir / "metrics.json"
+    try:
+        results = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    except (OSError, ValueError) as err:
+        results, status = {}, {"status": "unreadable", "error": f"metrics.json: {err}"}
     # strict JSON writes a value that is not a number as null: read it back as NaN (never ranked)
     metrics = {name: math.nan if value is None else value for name, value in results.get("metrics", {}).items()}
     if status["status"] == "completed" and not metrics:
@@ -111,7 +119,7 @@ def report_rows(jobs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     header = ["job", *keys, "status", "compared as", "rank in group", *metric_names]
     rows = []
     for job in jobs:
-        status = job["status"] if job["status"] != "failed" else f"FAILED: {(job['error'] or '')[:80]}"
+        status = f"{job['status'].upper()}: {job['error'][:80]}" if job["error"] else job["status"]
         rows.append(
             [job["job"], *(job["overrides"].get(k, "") for k in keys), status, job["group"][0],
              str(ranks.get(job["job"], ""))]
@@ -357,7 +365,8 @@ def write_report(sweep_dir: str | Path) -> tuple[str, list[str], list[list[str]]
     header, rows = report_rows(jobs)
     with (sweep_dir / "report.csv").open("w", newline="") as f:
         csv.writer(f).writerows([header, *rows])
-    failed = sum(job["status"] != "completed" for job in jobs)
+    counts = Counter(job["status"] for job in jobs)
+    others = "".join(f", {n} {status}" for status, n in sorted(counts.items()) if status not in ("completed", "failed"))
     made = []
     for name, draw in (
         ("report_nll.png", lambda path: plot_nll(jobs, path)),
@@ -371,7 +380,7 @@ def write_report(sweep_dir: str | Path) -> tuple[str, list[str], list[list[str]]
         [
             f"# Sweep {sweep_dir.name}",
             "",
-            f"{len(jobs)} jobs, {len(jobs) - failed} completed, {failed} failed. Metrics in nats per example "
+            f"{len(jobs)} jobs, {counts['completed']} completed, {counts['failed']} failed{others}. Metrics in nats per example "
             "(bits/dim for test/bits_per_dim).",
             "",
             markdown_table(header, rows),
@@ -411,10 +420,20 @@ class SweepReportCallback(Callback):
             sys.exit(1)
 
 
+USAGE = "usage: python -m vae_lightning.report SWEEP_DIR (or vae-lightning-report SWEEP_DIR)"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv in (["--help"], ["-h"]):
+        print(f"{USAGE}\n\nWrites report.md, report.csv and the report's pictures into a sweep folder "
+              "(outputs/sweeps/<sweep>) and prints the report.")
+        return 0
     if len(argv) != 1:
-        print("usage: python -m vae_lightning.report SWEEP_DIR (or vae-lightning-report SWEEP_DIR)", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
+        return 2
+    if not Path(argv[0]).is_dir():
+        print(f"error: {argv[0]} is not a sweep folder (give outputs/sweeps/<sweep>)", file=sys.stderr)
         return 2
     try:
         print(write_report(argv[0])[0])

@@ -5,16 +5,9 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
-import platformdirs
 from omegaconf import OmegaConf
 
-
-def user_cache_dir() -> Path:
-    """Where what is computed or downloaded once is kept for every run and working folder:
-    ``$VAE_LIGHTNING_CACHE_DIR``, else the platform's user cache (``$XDG_CACHE_HOME/vae_lightning`` on Linux)."""
-    if os.environ.get("VAE_LIGHTNING_CACHE_DIR"):
-        return Path(os.environ["VAE_LIGHTNING_CACHE_DIR"]).expanduser()
-    return Path(platformdirs.user_cache_dir("vae_lightning", appauthor=False))
+from vae_lightning.user_cache import user_cache_dir
 
 
 def unique_suffix() -> str:

@@ -1,15 +1,8 @@
-"""What values a setting allows, written once: as the annotation of the constructor argument it configures.
+"""What values a setting allows, written once: as the annotation of the constructor argument it configures
+(``k: Count``, ``binarize: Literal["dynamic", ...]``), the class decorated ``@checked``.
 
-A component annotates its settings (``k: Count``, ``ratio: Fraction``, ``binarize: Literal["dynamic", ...]``),
-is decorated ``@checked``, and its base class names its config section (``Objective.config_section``). The
-annotations are read in two places, by the same :func:`rule_of` vocabulary:
-
-* :func:`check_section`, the pre-flight check of a composed config, reads them from the class's *source* with
-  ``ast`` (following imports and base classes inside the package), so a bad value is one line in well under a
-  second, before torch is imported;
-* :func:`checked` makes the constructor refuse the same values when a component is built from Python.
-
-Plain Python: imported before torch.
+The pre-flight check (:func:`check_section`) reads the annotations from the class's source, so a bad value is
+one line before torch is imported; ``@checked`` refuses the same values when a component is built from Python.
 """
 
 import ast
@@ -45,6 +38,8 @@ class Rule:
     choices: tuple = ()
 
     def allows(self, value: Any) -> bool:
+        if self.kind == "bool":
+            return isinstance(value, bool)
         if self.kind == "choice":
             return value in self.choices
         numeric = (int,) if self.kind == "int" else (int, float)
@@ -55,15 +50,21 @@ class Rule:
         return self.maximum is None or (value < self.maximum if self.open_maximum else value <= self.maximum)
 
     def describe(self) -> str:
+        if self.kind == "bool":
+            return "true or false"
         if self.kind == "choice":
             return f"one of {list(self.choices)}"
         noun = "an integer" if self.kind == "int" else "a number"
         if self.minimum is not None and self.maximum is not None:
             left, right = "(" if self.open_minimum else "[", ")" if self.open_maximum else "]"
-            return f"{noun} in {left}{self.minimum:g}, {self.maximum:g}{right}"
+            return f"{noun} in {left}{_number(self.minimum)}, {_number(self.maximum)}{right}"
         if self.minimum is not None:
-            return f"{noun} {'>' if self.open_minimum else '>='} {self.minimum:g}"
+            return f"{noun} {'>' if self.open_minimum else '>='} {_number(self.minimum)}"
         return noun
+
+
+def _number(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
 Count = Annotated[int, Rule("int", minimum=1)]
@@ -72,7 +73,8 @@ Positive = Annotated[float, Rule("number", minimum=0, open_minimum=True)]
 NonNegative = Annotated[float, Rule("number", minimum=0)]
 Fraction = Annotated[float, Rule("number", minimum=0, open_minimum=True, maximum=1)]
 OpenFraction = Annotated[float, Rule("number", minimum=0, open_minimum=True, maximum=1, open_maximum=True)]
-PLAIN = {int: Rule("int"), float: Rule("number")}
+Seed = Annotated[int, Rule("int", minimum=0, maximum=2**32 - 1)]  # what numpy and torch generators take
+PLAIN = {int: Rule("int"), float: Rule("number"), bool: Rule("bool")}
 
 
 def rule_of(annotation: Any) -> Rule | None:
@@ -187,8 +189,8 @@ def _source_rule(module: str, annotation: ast.expr | None) -> Rule | None:
         return None
     if not isinstance(annotation, ast.Name):
         return None
-    if annotation.id in ("int", "float"):
-        return PLAIN[int if annotation.id == "int" else float]
+    if annotation.id in ("int", "float", "bool"):
+        return PLAIN[{"int": int, "float": float, "bool": bool}[annotation.id]]
     found = _definition(module, annotation.id)
     if found is None:
         return None

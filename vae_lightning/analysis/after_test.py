@@ -1,5 +1,6 @@
 """What every trained model gets after its test pass: pictures and the Frechet distance."""
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from vae_lightning.analysis.frechet import (
     frechet_distance_of,
 )
 from vae_lightning.analysis.pictures import write_pictures
-from vae_lightning.console import on_rank_zero
+from vae_lightning.console import log, on_rank_zero
 from vae_lightning.loggers import log_image
 from vae_lightning.runs.stopwatch import Stopwatch
 
@@ -41,7 +42,10 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int) -> 
         [model.sample_images(min(1000, n_samples - i), generator=generator).cpu() for i in range(0, n_samples, 1000)]
     )
     distance = frechet_distance_of(*feature_statistics(classifier_features(classifier, samples)), test["mean"], test["cov"])
-    return {"test/frechet_distance": distance, "test/classifier_accuracy": float(test["accuracy"])}
+    if not (math.isfinite(distance) and distance >= -1e-6 * float(test["cov"].trace())):  # zero up to rounding
+        log.error("the Frechet distance came out as %s, which a distance cannot be; not recorded", distance)
+        return {}
+    return {"test/frechet_distance": max(distance, 0.0), "test/classifier_accuracy": float(test["accuracy"])}
 
 
 @on_rank_zero

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae_lightning.console import log
+from vae_lightning.user_cache import cached
 
 
 class DigitClassifier(nn.Module):
@@ -59,27 +60,18 @@ def _fit(model, optimizer, images, labels, epochs: int, batch_size: int, generat
             optimizer.step()
 
 
-def _save_atomically(value: object, path: Path) -> None:
-    """Write, then rename: concurrent runs never read a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{torch.randint(1 << 30, ()).item()}")
-    torch.save(value, tmp)
-    tmp.replace(path)
-
-
 def cached_classifier(
     cache_dir: str | Path, key: str, images: torch.Tensor, labels: torch.Tensor
 ) -> DigitClassifier:
     """The classifier for data set ``key``, trained once and kept in ``cache_dir`` (weights only)."""
-    path = Path(cache_dir) / f"digit_classifier_v2_{key}.pt"  # v2: at least 20,000 examples seen
+
+    def train() -> dict[str, torch.Tensor]:
+        log.info("training the feature classifier for the Frechet distance (cached in %s)", cache_dir)
+        return train_classifier(images, labels).state_dict()
+
     model = DigitClassifier()
-    if path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.eval()
-    log.info("training the feature classifier for the Frechet distance (cached in %s)", path)
-    model = train_classifier(images, labels)
-    _save_atomically(model.state_dict(), path)
-    return model
+    model.load_state_dict(cached(Path(cache_dir) / f"digit_classifier_v3_{key}.pt", train))
+    return model.eval()
 
 
 def content_digest(*tensors: torch.Tensor, digest_size: int = 8) -> str:
@@ -94,19 +86,18 @@ def content_digest(*tensors: torch.Tensor, digest_size: int = 8) -> str:
 def cached_test_statistics(cache_dir: str | Path, model: DigitClassifier, images: torch.Tensor,
                            labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """``mean`` and ``cov`` of the classifier's features of the test images and its ``accuracy`` on them: the same
-    for every model scored on one data set, so computed once (one pass, about 4 s for 10,000 images on 2 cores)
-    and kept in ``cache_dir``, named by the classifier's weights and the images and labels themselves."""
+    for every model scored on one data set, so computed once and kept in ``cache_dir``, named by the classifier's
+    weights and the images and labels themselves."""
     weights = content_digest(*model.state_dict().values())
-    path = Path(cache_dir) / f"test_statistics_v1_{weights}_{content_digest(images, labels)}.pt"
-    if path.exists():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    features = classifier_features(model, images)
-    # the features are float32 values held in float64, so classifying them again in float32 loses nothing
-    predictions = model.classify(features.float().to(next(model.parameters()).device)).argmax(-1).cpu()
-    mean, cov = feature_statistics(features)
-    statistics = {"mean": mean, "cov": cov, "accuracy": (predictions == labels).double().mean()}
-    _save_atomically(statistics, path)
-    return statistics
+
+    def compute() -> dict[str, torch.Tensor]:
+        features = classifier_features(model, images)
+        # the features are float32 values held in float64, so classifying them again in float32 loses nothing
+        predictions = model.classify(features.float().to(next(model.parameters()).device)).argmax(-1).cpu()
+        mean, cov = feature_statistics(features)
+        return {"mean": mean, "cov": cov, "accuracy": (predictions == labels).double().mean()}
+
+    return cached(Path(cache_dir) / f"test_statistics_v2_{weights}_{content_digest(images, labels)}.pt", compute)
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vae_lightning.console import log
 from vae_lightning.runs.resume import INTERRUPTED_CHECKPOINT
-from vae_lightning.runs.stop_signals import note_signal, received_signal
+from vae_lightning.runs.stop_signals import mark_training, note_signal, received_signal
 
 
 class CheckpointOnInterrupt(L.Callback):
@@ -32,12 +32,14 @@ class CheckpointOnInterrupt(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._trainer = trainer
+        mark_training(True)
         try:
             self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
         except ValueError:  # not the main thread: keep Python's KeyboardInterrupt
             self._previous_handler = None
 
     def _restore_handler(self) -> None:
+        mark_training(False)
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None

@@ -13,7 +13,7 @@ from vae_lightning.console import log
 from vae_lightning.data.batching import tensor_loader
 from vae_lightning.data.pixels import PixelMode, to_model_input
 from vae_lightning.data.sources import Dataset, DigitData, Source, check_source, idx_folder, load_digits, resolve_order
-from vae_lightning.rules import Count, NonNegativeInt, OpenFraction, checked
+from vae_lightning.rules import Count, OpenFraction, Seed, checked
 
 
 def datamodule_for(data_cfg: DictConfig, pixels: str) -> "DigitsDataModule":
@@ -53,10 +53,10 @@ class DigitsDataModule(L.LightningDataModule):
         batch_size: Count = 128,
         eval_batch_size: Count = 1000,
         val_fraction: OpenFraction = 0.1,
-        split_seed: NonNegativeInt = 0,
+        split_seed: Seed = 0,
         pixels: PixelMode = "grey",
         on_device: bool = False,
-        seed: NonNegativeInt = 0,
+        seed: Seed = 0,
     ) -> None:
         super().__init__()
         check_source(name, source)

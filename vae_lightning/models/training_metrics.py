@@ -1,10 +1,9 @@
 """Training metrics written straight to the run's loggers, on logging steps only.
 
-Lightning's ``self.log`` costs about a millisecond of bookkeeping per value and call on a CPU (it moves and
-reduces each value through its result collection), which at small batches is more than the step itself
-(``benchmarks/README.md``). Training values are single numbers logged at the loggers' cadence, so the module
-turns them into floats with one host sync and hands them to each logger, with the step and epoch Lightning
-would have used; validation and test metrics still go through ``self.log`` (they are reduced across ranks).
+Lightning's ``self.log`` moves and reduces each value through its result collection on every call, which at
+small batches costs more than the step itself (``benchmarks/README.md``). Training values are single numbers
+logged at the loggers' cadence, so they become floats with one host sync and go to each logger with the step and
+epoch Lightning would have used; validation and test metrics still go through ``self.log`` (reduced across ranks).
 """
 
 from typing import Any

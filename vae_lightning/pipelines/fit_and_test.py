@@ -14,7 +14,7 @@ from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import datamodule_for, describe_data
 from vae_lightning.loggers import finish_wandb_runs
 from vae_lightning.models.build import build_model, load_weights
-from vae_lightning.runs.checkpoints import read_checkpoint
+from vae_lightning.runs.checkpoints import check_something_to_train, read_checkpoint
 from vae_lightning.runs.ddp import ddp_job
 from vae_lightning.runs.provenance import run_info
 from vae_lightning.runs.resume import apply_resume, check_same_data
@@ -40,6 +40,8 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("resume"):
         apply_resume(cfg)
     checkpoint = read_checkpoint(cfg.ckpt_path, for_training=True) if cfg.get("ckpt_path") else None
+    if checkpoint is not None:
+        check_something_to_train(checkpoint, cfg.trainer.get("max_epochs"), cfg.ckpt_path)
     output_dir = Path(cfg.paths.output_dir)
     log.info("run folder: %s", output_dir)
     if cfg.get("threads"):

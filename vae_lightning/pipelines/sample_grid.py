@@ -10,7 +10,7 @@ from torchvision.utils import make_grid
 
 from vae_lightning.analysis.pictures import save_png
 from vae_lightning.console import log
-from vae_lightning.models.build import load_model
+from vae_lightning.models.build import check_memory, decoded_bytes, load_model
 from vae_lightning.resolvers import unique_suffix
 
 
@@ -18,6 +18,7 @@ def sample_grid(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """A PNG grid of ``cfg.n`` images decoded from the prior of ``cfg.ckpt_path``'s model; returns no metrics and
     the ``images``."""
     model, _ = load_model(cfg.ckpt_path)
+    check_memory(f"n={cfg.n}", decoded_bytes(model, cfg.n), f"decoding {cfg.n:,} images takes about {{gb}} GB")
     torch.manual_seed(cfg.seed)
     images = model.sample_images(cfg.n, mean=cfg.mean)
     grid = make_grid(images.clamp(0, 1), nrow=cfg.nrow or math.ceil(math.sqrt(cfg.n)), padding=2, pad_value=1.0)

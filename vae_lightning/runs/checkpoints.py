@@ -1,6 +1,7 @@
 """Reading a checkpoint file safely (weights-only unpickling), for ``ckpt_path=`` and ``resume=``."""
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ def read_checkpoint(path: str | Path, for_training: bool = False) -> dict[str, A
     if not path.is_file():
         raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; no such file (give a .ckpt from a run's checkpoints/)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a legacy (non-zip) pickle: the refusal below says it all
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "global" not in str(err).lower():  # not a pickle at all, or a broken one
             raise ConfigError(f"ckpt_path={str(path)!r} is not allowed; it is not a readable checkpoint") from err
@@ -40,3 +43,19 @@ def read_checkpoint(path: str | Path, for_training: bool = False) -> dict[str, A
             "from (give last.ckpt or interrupted.ckpt)"
         )
     return checkpoint
+
+
+def epochs_trained(checkpoint: dict[str, Any]) -> int:
+    """The whole epochs a training checkpoint has behind it."""
+    return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"])
+
+
+def check_something_to_train(checkpoint: dict[str, Any], max_epochs: int | None, path: str) -> None:
+    """ConfigError, one line, when continuing from ``checkpoint`` would train nothing."""
+    done = epochs_trained(checkpoint)
+    if max_epochs is not None and max_epochs != -1 and done >= max_epochs:
+        raise ConfigError(
+            f"trainer.max_epochs={max_epochs} is not allowed here; {path} has trained {done} epochs already, so "
+            f"there is nothing to train: give trainer.max_epochs > {done}, or test it with "
+            f"python -m vae_lightning.evaluate ckpt_path={path}"
+        )

@@ -15,7 +15,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vae_lightning.console import log
 from vae_lightning.errors import ConfigError
+from vae_lightning.runs.run_folder import LIVE, read_status
 
 #: the checkpoint written on Ctrl-C or SIGTERM (callbacks/checkpoint_on_interrupt.py)
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
@@ -43,15 +45,23 @@ def _key(override: Any) -> str:
 
 
 def resume_dir(argv: list[str]) -> Path | None:
-    """The folder named by ``resume=`` on a command line, if any."""
+    """The folder named by ``resume=`` on a command line, if any (``resume=null``: none)."""
     values = [arg.split("=", 1)[1] for arg in argv if arg.split("=", 1)[0].lstrip("+") == "resume"]
-    return Path(values[-1]).expanduser() if values and values[-1] not in ("", "null") else None
+    if values and not values[-1].strip():
+        raise ConfigError("resume='' is not allowed; give a run folder (resume=outputs/runs/<run>)")
+    return Path(values[-1]).expanduser() if values and values[-1] != "null" else None
 
 
 def earlier_overrides(run_dir: Path) -> list[str]:
-    """The command-line overrides the run in ``run_dir`` was composed from."""
+    """The command-line overrides the run in ``run_dir`` was composed from; refused while that run is running."""
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"resume={str(run_dir)!r} is not allowed; it is not a run folder (no config.yaml)")
+    status = read_status(run_dir)
+    if status["status"] in LIVE:
+        raise ConfigError(
+            f"resume={str(run_dir)!r} is not allowed; that run is still {status['status']} (process {status.get('pid')} "
+            f"on {status.get('host')}): wait for it, or stop it (Ctrl-C keeps a checkpoint to resume from)"
+        )
     recorded = run_dir / ".hydra" / "overrides.yaml"
     if not recorded.is_file():
         raise ConfigError(
@@ -127,7 +137,10 @@ def apply_resume(cfg: DictConfig) -> None:
     """Check the recomposed config against the earlier run and point it at the earlier run's newest checkpoint,
     data folder and W&B run; ``cfg.resumed_from`` records where it came from."""
     run_dir = Path(str(cfg.resume)).expanduser()
-    earlier_overrides(run_dir)  # a run folder with its command line
+    earlier_overrides(run_dir)  # a run folder with its command line, not running
+    if read_status(run_dir)["status"] == "crashed":
+        log.warning("resume: %s was not finished cleanly (its process ended without recording how); "
+                    "continuing from its newest checkpoint", run_dir)
     if cfg.get("ckpt_path"):
         raise ConfigError(RESUME_WITH_CHECKPOINT)
     check_unchanged(cfg, run_dir)

@@ -1,10 +1,15 @@
 """A run folder: claimed when the command line names it, its ``status.json``, and whether a folder takes files.
 
+While a run is ``starting`` or ``running`` its status names its process and host, so whoever reads it later
+recognises a run that died without a word (``kill -9``, a lost node) and calls it ``crashed``.
+
 Importable without torch or Lightning: the command line uses it before the heavy imports.
 """
 
+import errno
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -15,11 +20,45 @@ from vae_lightning.errors import ConfigError
 STATUS_FILE = "status.json"
 
 
+#: the statuses of a run that has not ended
+LIVE = ("starting", "running")
+
+
+def _status(status: str, error: str | None) -> str:
+    record = {"status": status, "error": error}
+    if status in LIVE:
+        record |= {"pid": os.getpid(), "host": socket.gethostname()}
+    return json.dumps(record, indent=2) + "\n"
+
+
 def write_status(output_dir: Path, status: str, error: str | None = None) -> None:
     if not is_rank_zero():
         return
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / STATUS_FILE).write_text(json.dumps({"status": status, "error": error}, indent=2) + "\n")
+    (output_dir / STATUS_FILE).write_text(_status(status, error))
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as err:
+        return err.errno == errno.EPERM
+    return True
+
+
+def read_status(folder: Path) -> dict:
+    """A run folder's status (``unknown`` without one, ``unreadable`` if damaged); a run recorded as live whose
+    process is gone from this host is ``crashed``."""
+    try:
+        record = json.loads((folder / STATUS_FILE).read_text())
+    except FileNotFoundError:
+        return {"status": "unknown", "error": None}
+    except (OSError, ValueError) as err:
+        return {"status": "unreadable", "error": f"{STATUS_FILE}: {err}"}
+    live, here = record.get("status") in LIVE and "pid" in record, record.get("host") == socket.gethostname()
+    if live and here and not process_alive(record["pid"]):
+        return {"status": "crashed", "error": f"process {record['pid']} ended without recording how"}
+    return record
 
 
 def check_writable(path: str, key: str) -> None:
@@ -31,6 +70,14 @@ def check_writable(path: str, key: str) -> None:
             pass
     except OSError as err:
         raise ConfigError(f"{key}={path!r} is not allowed; it is not a writable folder ({err.strerror})") from None
+
+
+def check_folder(path: str, key: str) -> None:
+    """The folder must be one, or be creatable (its nearest existing parent a folder); it need not be writable."""
+    folder = Path(path).expanduser()
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={path!r} is not allowed; {existing} is not a folder")
 
 
 def claim_folder(path: str, key: str, mark: bool = True) -> None:
@@ -51,4 +98,4 @@ def claim_folder(path: str, key: str, mark: bool = True) -> None:
     except FileExistsError:
         raise ConfigError(f"{key}={path!r} is not allowed; another run has just started in it") from None
     with os.fdopen(descriptor, "w") as status:
-        status.write('{"status": "starting", "error": null}\n')
+        status.write(_status("starting", None))

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from vae_lightning.console import is_rank_zero, log
 from vae_lightning.errors import USER_ERRORS
 from vae_lightning.runs.run_folder import write_status
-from vae_lightning.runs.stop_signals import INTERRUPTED_EXIT, received_signal
+from vae_lightning.runs.stop_signals import INTERRUPTED_EXIT, received_signal, stop_on_signals
 
 #: exit code for a USER_ERRORS failure
 USER_ERROR_EXIT = 2
@@ -60,11 +60,12 @@ def run_task(task: Callable[[DictConfig], tuple[dict[str, float], Any]], cfg: Di
     """
     output_dir = Path(cfg.paths.output_dir)
     write_status(output_dir, "running")
+    stop_on_signals()
     try:
         metrics, _ = task(cfg)
     except (SystemExit, KeyboardInterrupt) as err:
         # Ctrl-C and SIGTERM in training end as Lightning's SIGTERMException; elsewhere as a KeyboardInterrupt,
-        # or as Lightning's exit(1) after it handled one: the signal itself was noted (utils/stop_signals.py)
+        # or as Lightning's exit(1) after it handled one: the signal itself was noted (runs/stop_signals.py)
         signal_name = received_signal() or (
             "SIGINT" if isinstance(err, KeyboardInterrupt) else "SIGTERM" if is_sigterm(err) else None
         )

@@ -41,6 +41,9 @@ class BetaTCVAE(Objective):
                 "dimension_kl": log_q_zd - log_p_z}
 
     def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms:
+        if context.step == 0 and len(x) < 2:  # the first batch is a whole one: data.batch_size is 1
+            raise ConfigError("data.batch_size=1 is not allowed with model/objective=beta_tc; its minibatch estimate "
+                              "of q(z) needs a batch of at least 2 (with one example the TC term is a constant)")
         sample = model.sample_latents(x, n_samples=1)
         parts = self.decomposition(sample, model.prior.log_prob(sample.z[0]), context.dataset_size)
         recon = -sample.log_px_z[0]
