@@ -47,7 +47,7 @@ def read_checkpoint(path: str | Path, for_training: bool = False) -> dict[str, A
 
 def epochs_trained(checkpoint: dict[str, Any]) -> int:
     """The whole epochs a training checkpoint has behind it."""
-    return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"])
+    return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
 
 
 def check_something_to_train(checkpoint: dict[str, Any], max_epochs: int | None, path: str) -> None:

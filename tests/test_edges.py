@@ -1,0 +1,204 @@
+"""Records that stay true at the edges: a cache that cannot lie, the lineage's best after resume, stop signals
+outside training, dead runs, and problems found before the work."""
+
+import csv
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_module
+
+from vae_lightning.runs.run_folder import read_status
+from vae_lightning.user_cache import cached
+
+TESTS = Path(__file__).resolve().parent
+FAULTS = {"PYTHONPATH": str(TESTS)}
+QUICK = ["logger=local", "eval.k=5", "eval.fid_samples=0", "callbacks.image_grids.every_n_epochs=100"]
+
+
+def train(log_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return run_module("vae_lightning.train", *QUICK, *args, f"paths.log_dir={log_dir}", env=env)
+
+
+def refusal(result: subprocess.CompletedProcess) -> str:
+    """The one line of a refusal (exit code 2, no traceback)."""
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr, result.stderr[-3000:]
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory) -> Path:
+    log_dir = tmp_path_factory.mktemp("first")
+    result = train(log_dir, "trainer.max_epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (log_dir / "runs").iterdir()
+    return run
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The user cache
+class Counter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        self.calls += 1
+        return {"mean": torch.arange(4.0) + self.calls}
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch code_ran",))
+
+
+@pytest.mark.parametrize("damage", ["flipped_byte", "truncated", "pickled_code", "no_digest"])
+def test_a_damaged_cache_entry_is_never_used_and_is_computed_again(tmp_path, damage, caplog, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path, compute = tmp_path / "cache" / "entry.pt", Counter()
+    first = cached(path, compute)
+    assert compute.calls == 1 and torch.equal(cached(path, compute)["mean"], first["mean"]) and compute.calls == 1
+    data = path.read_bytes()
+    if damage == "flipped_byte":
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 3])
+    elif damage == "pickled_code":
+        path.write_bytes(pickle.dumps(RunsCode()))
+    else:
+        path.with_name("entry.pt.sha256").unlink()
+    again = cached(path, compute)
+    assert compute.calls == 2 and torch.equal(again["mean"], torch.arange(4.0) + 2)  # computed anew, not read
+    assert not (tmp_path / "code_ran").exists()
+    assert f"the cached {path} cannot be used" in caplog.text
+    assert torch.equal(cached(path, compute)["mean"], again["mean"]) and compute.calls == 2  # and kept again
+
+
+def test_an_unusable_cache_or_data_folder_is_one_line_before_any_work(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    result = train(tmp_path, f"paths.cache_dir={a_file}")
+    assert refusal(result).startswith(f"error: paths.cache_dir='{a_file}' is not allowed; it is not a writable folder")
+    for data_dir in ("/dev/null", str(a_file / "data")):
+        result = run_module("vae_lightning.train", *QUICK, f"paths.log_dir={tmp_path}", env={"VAE_LIGHTNING_DATA_DIR": data_dir})
+        not_a_folder = data_dir if data_dir == "/dev/null" else a_file
+        assert refusal(result) == f"error: paths.data_dir='{data_dir}' is not allowed; {not_a_folder} is not a folder"
+    assert not (tmp_path / "runs").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Resume: the lineage's best, nothing to train, running and crashed runs
+def test_a_resumed_run_tests_the_best_checkpoint_of_its_whole_lineage(two_epoch_run, tmp_path):
+    """A learning rate that makes the new epoch worse: the earlier run's best stays best, is tested, and is named
+    with its run folder; the earlier run's files are all still there."""
+    earlier = json.loads((two_epoch_run / "metrics.json").read_text())
+    before = sorted(p.name for p in (two_epoch_run / "checkpoints").iterdir())
+    result = train(tmp_path, f"resume={two_epoch_run}", "trainer.max_epochs=3", "model.optimizer.lr=0.05")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "dirpath" not in result.stderr  # Lightning's warning about the new folder is not shown
+    (run,) = (tmp_path / "runs").iterdir()
+    record = json.loads((run / "metrics.json").read_text())
+    with (run / "csv" / "metrics.csv").open() as rows:
+        val_losses = [float(row["val/loss"]) for row in csv.DictReader(rows) if row["val/loss"]]
+    assert val_losses and min(val_losses) > float(Path(earlier["best_checkpoint"]).stem.split("val_loss")[1])
+    assert record["best_checkpoint"] == earlier["best_checkpoint"]  # in the earlier run's folder
+    assert str(two_epoch_run) in (run / "SUMMARY.txt").read_text()
+    assert record["metrics"]["test/loss"] == pytest.approx(earlier["metrics"]["test/loss"], rel=1e-6)
+    assert sorted(p.name for p in (two_epoch_run / "checkpoints").iterdir()) == before
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
+
+
+def test_resume_with_nothing_left_to_train_is_one_line(two_epoch_run, tmp_path):
+    line = refusal(train(tmp_path, f"resume={two_epoch_run}", "trainer.max_epochs=1"))
+    assert line.startswith("error: trainer.max_epochs=1 is not allowed here; ")
+    assert "has trained 2 epochs already, so there is nothing to train: give trainer.max_epochs > 2" in line
+
+
+def test_resume_with_an_empty_value_is_refused(tmp_path):
+    assert refusal(train(tmp_path, "resume=")) == (
+        "error: resume='' is not allowed; give a run folder (resume=outputs/runs/<run>)")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_running_run_is_not_resumed_and_a_dead_one_reads_as_crashed(two_epoch_run, tmp_path):
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(two_epoch_run), str(copy)], check=True)
+    status = {"status": "running", "error": None, "pid": os.getpid(), "host": os.uname().nodename}
+    (copy / "status.json").write_text(json.dumps(status))
+    line = refusal(train(tmp_path / "a", f"resume={copy}", "trainer.max_epochs=3"))
+    assert line == (f"error: resume='{copy}' is not allowed; that run is still running (process {os.getpid()} on "
+                    f"{os.uname().nodename}): wait for it, or stop it (Ctrl-C keeps a checkpoint to resume from)")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (copy / "status.json").write_text(json.dumps({**status, "pid": int(dead.stdout)}))
+    assert read_status(copy)["status"] == "crashed"
+    resumed = train(tmp_path / "b", f"resume={copy}", "trainer.max_epochs=3")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"warning: resume: {copy} was not finished cleanly" in resumed.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Stop signals outside training
+@pytest.mark.parametrize("signal_name,exit_code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_signal_during_the_test_pass_stops_it(tmp_path, signal_name, exit_code):
+    result = train(tmp_path, "trainer.max_epochs=1", "+callbacks.fault._target_=fault_injection.SendSignalInTestPass",
+                   f"+callbacks.fault.signal_name={signal_name}", env=FAULTS)
+    assert result.returncode == exit_code, result.stderr[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "status.json").read_text()) == {"status": "interrupted", "error": signal_name}
+    assert (run / "checkpoints" / "last.ckpt").exists() and not (run / "metrics.json").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Problems found before the work
+def test_sizes_that_cannot_fit_in_memory_are_one_line(two_epoch_run, tmp_path):
+    checkpoint = two_epoch_run / "checkpoints" / "last.ckpt"
+    line = refusal(run_module("vae_lightning.sample", f"ckpt_path={checkpoint}", "n=100000000", cwd=tmp_path))
+    assert line.startswith("error: n=100000000 is not allowed; decoding 100,000,000 images takes about ")
+    assert line.endswith("GB are available")
+    line = refusal(train(tmp_path, "likelihood=logistic", "likelihood.components=1000"))
+    assert line.startswith("error: DiscretisedLogisticLikelihood with 3000 parameters per pixel and batches of 1000")
+    assert refusal(run_module("vae_lightning.sample", f"ckpt_path={checkpoint}", "mean=maybe", cwd=tmp_path)) == (
+        "error: mean='maybe' is not allowed; use true or false")
+
+
+def test_beta_tc_with_a_batch_of_one_is_one_line(tmp_path):
+    line = refusal(train(tmp_path, "model/objective=beta_tc", "data.batch_size=1", "trainer.max_epochs=1"))
+    assert line.startswith("error: data.batch_size=1 is not allowed with model/objective=beta_tc; ")
+
+
+def test_a_legacy_pickle_holding_code_is_one_line_and_runs_nothing(tmp_path):
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": {}, "code": RunsCode()}, path, _use_new_zipfile_serialization=False)
+    line = refusal(run_module("vae_lightning.evaluate", f"ckpt_path={path}", cwd=tmp_path))
+    assert line.startswith(f"error: ckpt_path='{path}' is not loaded; it holds objects other than tensors")
+    assert not (tmp_path / "code_ran").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The sweep report
+def test_the_report_names_running_missing_and_unreadable_jobs(two_epoch_run, tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    for job in ("0", "1", "3"):
+        subprocess.run(["cp", "-r", str(two_epoch_run), str(sweep / job)], check=True)
+    (sweep / "1" / "metrics.json").write_text('{"metrics": {"val/loss": 1')
+    (sweep / "3" / "status.json").write_text(json.dumps(
+        {"status": "running", "error": None, "pid": os.getpid(), "host": os.uname().nodename}))
+    result = run_module("vae_lightning.report", str(sweep))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (sweep / "report.md").read_text()
+    assert "4 jobs, 1 completed, 0 failed, 1 missing, 1 running, 1 unreadable." in report
+    with (sweep / "report.csv").open() as table:
+        status = {row["job"]: row["status"] for row in csv.DictReader(table)}
+    assert status["0"] == "completed" and status["2"] == "MISSING: no job folder" and status["3"] == "running"
+    assert status["1"].startswith("UNREADABLE: metrics.json: ")
+    helped = run_module("vae_lightning.report", "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: python -m vae_lightning.report SWEEP_DIR")
+    assert refusal(run_module("vae_lightning.report", str(sweep / "report.md"))) == (
+        f"error: {sweep / 'report.md'} is not a sweep folder (give outputs/sweeps/<sweep>)")
