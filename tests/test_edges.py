@@ -142,6 +142,17 @@ def test_a_running_run_is_not_resumed_and_a_dead_one_reads_as_crashed(two_epoch_
     assert f"warning: resume: {copy} was not finished cleanly" in resumed.stderr
 
 
+def test_a_setting_the_earlier_run_added_may_be_set_again_on_resume(tmp_path):
+    """The earlier run added +trainer.limit_train_batches; debug=fast now sets it too: the composed command applies."""
+    first = train(tmp_path / "a", "trainer.max_epochs=1", "+trainer.limit_train_batches=3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    (run,) = (tmp_path / "a" / "runs").iterdir()
+    resumed = train(tmp_path / "b", f"resume={run}", "debug=fast", "trainer.max_epochs=2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (again,) = (tmp_path / "b" / "runs").iterdir()
+    assert json.loads((again / "status.json").read_text())["status"] == "completed"
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Stop signals outside training
 @pytest.mark.parametrize("signal_name,exit_code", [("SIGINT", 130), ("SIGTERM", 143)])

@@ -78,17 +78,19 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             with clock.lap("fit"):
                 trainer.fit(fit_model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
             metrics = dict(sorted({**model.training_metrics, **scalar_metrics(trainer.callback_metrics)}.items()))
+            metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
             if cfg.get("test"):
                 best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
                 with clock.lap("test"):
                     trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
                 metrics.update(scalar_metrics(trainer.callback_metrics))
+                tested = {name: value for name, value in metrics.items() if name.startswith("test/")}
+                raise_if_nonfinite(tested, "in the test pass; stopped (no metrics.json written)")
+                # the test metrics are recorded before the optional pictures and Fréchet distance can fail
+                finish(trainer, output_dir, metrics, datamodule.info, clock.laps, cfg.eval, summary=False)
                 metrics.update(
                     pictures_and_sample_quality(cfg, trainer.lightning_module, datamodule, output_dir, trainer, clock) or {}
                 )
-            metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
-            tested = {name: value for name, value in metrics.items() if name.startswith("test/")}
-            raise_if_nonfinite(tested, "in the test pass; stopped (no metrics.json written)")
             finish(trainer, output_dir, metrics, datamodule.info, clock.laps, cfg.eval)
         failed = False
     finally:
@@ -127,8 +129,9 @@ def finish(
     data_info: dict[str, Any],
     seconds: dict[str, float],
     eval_cfg: DictConfig,
+    summary: bool = True,
 ) -> None:
-    """metrics.json, and a short summary: where things went, what it cost, final metrics."""
+    """metrics.json, and (``summary``) a short summary: where things went, what it cost, final metrics."""
     details = getattr(trainer.lightning_module, "test_details", None)
     checkpoint = trainer.checkpoint_callback
     write_json(
@@ -142,6 +145,8 @@ def finish(
             **({"test_details": details} if details else {}),
         },
     )
+    if not summary:
+        return
     lines = [
         "",
         f"Run folder: {output_dir}",

@@ -83,7 +83,9 @@ def resumed_argv(argv: list[str]) -> list[str]:
     typed = [arg for arg in argv if not arg.startswith("-")]
     typed_keys = {_key(o) for o in _parse(typed)}
     earlier = [
-        o.input_line for o in _parse(earlier_overrides(run_dir))
+        # a setting the earlier run added (+key=value) may exist now (debug=fast adds it too): set it either way
+        f"+{o.input_line}" if o.is_add() and "." in o.key_or_group else o.input_line
+        for o in _parse(earlier_overrides(run_dir))
         if _key(o) not in typed_keys and o.key_or_group.split(".")[0].lstrip("+~") not in NOT_CARRIED
     ]
     return [*flags, *earlier, *typed]
