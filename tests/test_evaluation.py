@@ -1,19 +1,14 @@
 """Literature-style evaluation: the importance-weighted NLL, active units, the Frechet distance."""
 
 import math
+import warnings
 
 import lightning as L
 import pytest
 import torch
 from torch import nn
 
-from vae_lightning.analysis.frechet import (
-    DigitClassifier,
-    cached_test_statistics,
-    classifier_features,
-    feature_statistics,
-    frechet_distance,
-)
+from vae_lightning.analysis.frechet import DigitClassifier, cached_test_statistics, frechet_distance
 from vae_lightning.data.batching import tensor_loader
 from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
 from vae_lightning.models.likelihoods.gaussian import GaussianLikelihood
@@ -146,15 +141,29 @@ def test_active_units_counted_on_a_constructed_encoder():
     assert kl[0] > kl[2] and len(kl) == 4
 
 
-def test_frechet_distance_closed_forms():
+def reference_frechet(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """||m_a - m_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)), with scipy's matrix square root, in float64."""
+    import numpy as np
+    from scipy.linalg import sqrtm
+
+    a, b = features_a.double().numpy(), features_b.double().numpy()
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    with warnings.catch_warnings():  # the product is singular (dead ReLU features): its root is still exact here
+        warnings.simplefilter("ignore")
+        root = sqrtm(cov_a @ cov_b).real
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+
+
+def test_the_frechet_distance_matches_a_reference_and_is_zero_for_the_test_images_themselves(tmp_path):
     torch.manual_seed(5)
-    a = torch.randn(20000, 3)
-    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
-    shift = torch.tensor([1.0, 2.0, 0.0])
-    assert frechet_distance(a, a + shift) == pytest.approx(5.0, abs=1e-6)  # same covariance: ||shift||^2
-    b = torch.randn(20000, 3) * torch.tensor([1.0, 2.0, 3.0])
-    # diagonal covariances: sum (s_a - s_b)^2 = 0 + 1 + 4
-    assert frechet_distance(a, b) == pytest.approx(5.0, abs=0.15)
+    classifier = DigitClassifier().eval()
+    test_images, labels = torch.rand(400, 1, 28, 28), torch.randint(0, 10, (400,))
+    samples = torch.rand(300, 1, 28, 28) * 4  # another distribution of images
+    statistics = cached_test_statistics(tmp_path, classifier, test_images, labels)
+    with torch.no_grad():
+        expected = reference_frechet(classifier.features(samples), classifier.features(test_images))
+    assert expected > 1.0 and frechet_distance(classifier, samples, statistics) == pytest.approx(expected, rel=1e-3)
+    assert frechet_distance(classifier, test_images, statistics) == pytest.approx(0.0, abs=1e-3)
 
 
 def test_the_test_images_statistics_are_computed_once_per_classifier_and_test_set(tmp_path):
@@ -162,18 +171,19 @@ def test_the_test_images_statistics_are_computed_once_per_classifier_and_test_se
     classifier = DigitClassifier().eval()
     images, labels = torch.rand(60, 1, 28, 28), torch.randint(0, 10, (60,))
     first = cached_test_statistics(tmp_path, classifier, images, labels)
-    mean, cov = feature_statistics(classifier_features(classifier, images))
-    torch.testing.assert_close(first["mean"], mean)
-    torch.testing.assert_close(first["cov"], cov)
     with torch.no_grad():
+        features = classifier.features(images).double()
         assert float(first["accuracy"]) == (classifier(images).argmax(-1) == labels).double().mean().item()
+    assert int(first["real_features_num_samples"]) == 60
+    torch.testing.assert_close(first["real_features_sum"], features.sum(0))
+    torch.testing.assert_close(first["real_features_cov_sum"], features.T @ features)
 
     passes = []
-    classifier.features.register_forward_pre_hook(lambda module, inputs: passes.append(1))
+    classifier.classify.register_forward_pre_hook(lambda module, inputs: passes.append(1))
     again = cached_test_statistics(tmp_path, classifier, images, labels)
     assert passes == [] and all(torch.equal(again[key], first[key]) for key in first)  # read, not recomputed
     cached_test_statistics(tmp_path, classifier, images[:30], labels[:30])  # other test images: their own file
     with torch.no_grad():
         classifier.classify.bias.add_(1.0)  # other weights (a retrained classifier): their own file
     cached_test_statistics(tmp_path, classifier, images, labels)
-    assert len(passes) == 2 and len(list(tmp_path.glob("test_statistics_v1_*.pt"))) == 3
+    assert len(passes) == 2 and len(list(tmp_path.glob("test_statistics_v3_*.pt"))) == 3

@@ -1,4 +1,4 @@
-"""A sample-quality score that works offline: the Frechet distance between prior samples and test
+"""A sample-quality score that works offline: the Fréchet distance (torchmetrics') between prior samples and test
 images in the feature space of a small digit classifier trained (and cached) by the project.
 
 Not comparable with Inception-based FID: the feature network, its training data and the feature
@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
 
 from vae_lightning.console import log
 from vae_lightning.user_cache import cached
@@ -82,48 +83,53 @@ def content_digest(*tensors: torch.Tensor, digest_size: int = 8) -> str:
     return hasher.hexdigest()
 
 
+class ClassifierFeatures(nn.Module):
+    """The classifier's feature layer, as torchmetrics' Fréchet distance takes a feature extractor."""
+
+    def __init__(self, classifier: DigitClassifier) -> None:
+        super().__init__()
+        self.classifier, self.num_features = classifier, classifier.feature_dim
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier.features(images.to(next(self.classifier.parameters()).device))
+
+
+#: the Fréchet metric's state that describes the test images
+REAL_STATE = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
+
+
+def frechet_metric(classifier: DigitClassifier) -> FrechetInceptionDistance:
+    return FrechetInceptionDistance(feature=ClassifierFeatures(classifier), reset_real_features=False)
+
+
 @torch.no_grad()
 def cached_test_statistics(cache_dir: str | Path, model: DigitClassifier, images: torch.Tensor,
-                           labels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``mean`` and ``cov`` of the classifier's features of the test images and its ``accuracy`` on them: the same
-    for every model scored on one data set, so computed once and kept in ``cache_dir``, named by the classifier's
-    weights and the images and labels themselves."""
+                           labels: torch.Tensor, batch_size: int = 1000) -> dict[str, torch.Tensor]:
+    """The Fréchet metric's state for the test images (:data:`REAL_STATE`) and the classifier's ``accuracy`` on
+    them: the same for every model scored on one data set, so computed once and kept in ``cache_dir``, named by
+    the classifier's weights and the images and labels themselves."""
     weights = content_digest(*model.state_dict().values())
 
     def compute() -> dict[str, torch.Tensor]:
-        features = classifier_features(model, images)
-        # the features are float32 values held in float64, so classifying them again in float32 loses nothing
-        predictions = model.classify(features.float().to(next(model.parameters()).device)).argmax(-1).cpu()
-        mean, cov = feature_statistics(features)
-        return {"mean": mean, "cov": cov, "accuracy": (predictions == labels).double().mean()}
+        metric = frechet_metric(model)
+        correct = 0
+        for chunk, chunk_labels in zip(images.split(batch_size), labels.split(batch_size)):
+            metric.update(chunk, real=True)
+            correct += int((model(chunk).argmax(-1).cpu() == chunk_labels).sum())
+        return {**{name: getattr(metric, name) for name in REAL_STATE},
+                "accuracy": torch.tensor(correct / len(labels), dtype=torch.float64)}
 
-    return cached(Path(cache_dir) / f"test_statistics_v2_{weights}_{content_digest(images, labels)}.pt", compute)
+    return cached(Path(cache_dir) / f"test_statistics_v3_{weights}_{content_digest(images, labels)}.pt", compute)
 
 
 @torch.no_grad()
-def classifier_features(model: DigitClassifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    device = next(model.parameters()).device
-    return torch.cat([model.features(chunk.to(device)).double().cpu() for chunk in images.split(batch_size)])
-
-
-def feature_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, covariance) of a feature set (N, F), in float64."""
-    features = features.double()
-    return features.mean(0), torch.cov(features.T)
-
-
-def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """The Frechet distance between Gaussians fitted to two feature sets (see :func:`frechet_distance_of`)."""
-    return frechet_distance_of(*feature_statistics(features_a), *feature_statistics(features_b))
-
-
-def frechet_distance_of(mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor, cov_b: torch.Tensor) -> float:
-    """||m_a - m_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)).
-
-    Tr((C_a C_b)^(1/2)) is computed as the sum of square roots of the eigenvalues of the symmetric
-    matrix C_a^(1/2) C_b C_a^(1/2), which has the same spectrum and is numerically stable.
-    """
-    eigvals, eigvecs = torch.linalg.eigh(cov_a)
-    sqrt_a = eigvecs @ torch.diag(eigvals.clamp(min=0).sqrt()) @ eigvecs.T
-    cross = torch.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a).clamp(min=0).sqrt().sum()
-    return float((mean_a - mean_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross)
+def frechet_distance(classifier: DigitClassifier, images: torch.Tensor, test_statistics: dict[str, torch.Tensor],
+                     batch_size: int = 1000) -> float:
+    """The Fréchet distance between Gaussians fitted to the classifier's features of ``images`` and of the test
+    images (torchmetrics' ``FrechetInceptionDistance`` with this classifier as its feature extractor)."""
+    metric = frechet_metric(classifier)
+    for name in REAL_STATE:
+        setattr(metric, name, test_statistics[name])
+    for chunk in images.split(batch_size):
+        metric.update(chunk, real=False)
+    return float(metric.compute())
