@@ -213,3 +213,17 @@ def test_the_report_names_running_missing_and_unreadable_jobs(two_epoch_run, tmp
     assert helped.returncode == 0 and helped.stdout.startswith("usage: python -m vae_lightning.report SWEEP_DIR")
     assert refusal(run_module("vae_lightning.report", str(sweep / "report.md"))) == (
         f"error: {sweep / 'report.md'} is not a sweep folder (give outputs/sweeps/<sweep>)")
+
+
+@pytest.mark.slow  # waits out W&B's start-up time-out
+def test_wandb_online_without_a_server_falls_back_with_one_warning_and_no_banner(tmp_path):
+    env = {"HOME": str(tmp_path), "WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_MODE": "online"}
+    result = run_module("vae_lightning.train", "debug=fast", "logger.wandb.mode=online", f"paths.log_dir={tmp_path}",
+                        env=env, as_typed=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("warning: W&B could not start (") and line.endswith("continuing with the local loggers only")
+    assert "wandb:" not in result.stdout + result.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    seconds = json.loads((run / "metrics.json").read_text())["seconds"]
+    assert seconds["setup"] < 60  # W&B's own default waited 90 s and more; the time-out is 10 s

@@ -72,14 +72,17 @@ def wandb_logger(
 
 
 def start_wandb_run(save_dir: str, mode: str, run_id: str | None, init: dict[str, Any]) -> Any:
-    """A W&B run as WandbLogger would start it. Offline runs say nothing on the console: W&B's banners there
-    ("syncing is set to offline", where the run is saved, how to sync it) are all in the run's summary, which
-    names the folder and the ``wandb sync`` command; a failure to start still raises and is reported."""
+    """A W&B run as WandbLogger would start it, without W&B's banners: offline, the run's summary names the folder
+    and the ``wandb sync`` command; online, one line gives the run's page. A failure to start still raises and is
+    reported; online, a server that does not answer is given up after :data:`INIT_TIMEOUT` seconds."""
     import wandb
 
-    # online, a server that does not answer is given up after INIT_TIMEOUT seconds (W&B's own default waits 90)
-    settings = wandb.Settings(silent=True) if mode == "offline" else wandb.Settings(init_timeout=INIT_TIMEOUT)
-    run = wandb.init(dir=save_dir, mode=mode, id=run_id, resume="allow", settings=settings, **init)
+    os.environ.setdefault("WANDB_SILENT", "true")  # also the login lines printed before the settings apply
+    settings = wandb.Settings(silent=True, init_timeout=INIT_TIMEOUT)
+    resume = "allow" if run_id else None  # only a resumed run asks the server about an earlier one
+    run = wandb.init(dir=save_dir, mode=mode, id=run_id, resume=resume, settings=settings, **init)
+    if mode == "online":
+        log.info("W&B run: %s", run.url)
     run.define_metric("trainer/global_step")  # Lightning's x-axis, as WandbLogger defines it
     run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
     return run
