@@ -90,6 +90,8 @@ def test_an_unusable_cache_or_data_folder_is_one_line_before_any_work(tmp_path):
         not_a_folder = data_dir if data_dir == "/dev/null" else a_file
         assert refusal(result) == f"error: paths.data_dir='{data_dir}' is not allowed; {not_a_folder} is not a folder"
     assert not (tmp_path / "runs").exists()
+    result = run_module("vae_lightning.train", *QUICK, f"paths.log_dir={tmp_path}", env={"VAE_LIGHTNING_DATA_DIR": "/proc/self"})
+    assert refusal(result).startswith("error: paths.data_dir='/proc/self' is not allowed; /proc/self/MNIST cannot be written")
 
 
 # ----------------------------------------------------------------------------------------------------------

