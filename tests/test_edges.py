@@ -144,6 +144,7 @@ def test_a_running_run_is_not_resumed_and_a_dead_one_reads_as_crashed(two_epoch_
     assert f"warning: resume: {copy} was not finished cleanly" in resumed.stderr
 
 
+@pytest.mark.slow  # two training runs: CI runs it
 def test_a_setting_the_earlier_run_added_may_be_set_again_on_resume(tmp_path):
     """The earlier run added +trainer.limit_train_batches; debug=fast now sets it too: the composed command applies."""
     first = train(tmp_path / "a", "trainer.max_epochs=1", "+trainer.limit_train_batches=3")
@@ -155,6 +156,7 @@ def test_a_setting_the_earlier_run_added_may_be_set_again_on_resume(tmp_path):
     assert json.loads((again / "status.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.slow  # a training run per signal: CI runs it
 # ----------------------------------------------------------------------------------------------------------
 # Stop signals outside training
 @pytest.mark.parametrize("signal_name,exit_code", [("SIGINT", 130), ("SIGTERM", 143)])
@@ -167,6 +169,7 @@ def test_a_stop_signal_during_the_test_pass_stops_it(tmp_path, signal_name, exit
     assert (run / "checkpoints" / "last.ckpt").exists() and not (run / "metrics.json").exists()
 
 
+@pytest.mark.slow  # three processes that each build a model: CI runs it
 # ----------------------------------------------------------------------------------------------------------
 # Problems found before the work
 def test_sizes_that_cannot_fit_in_memory_are_one_line(two_epoch_run, tmp_path):
@@ -180,6 +183,7 @@ def test_sizes_that_cannot_fit_in_memory_are_one_line(two_epoch_run, tmp_path):
         "error: mean='maybe' is not allowed; use true or false")
 
 
+@pytest.mark.slow  # a training run: CI runs it
 def test_beta_tc_with_a_batch_of_one_is_one_line(tmp_path):
     line = refusal(train(tmp_path, "model/objective=beta_tc", "data.batch_size=1", "trainer.max_epochs=1"))
     assert line.startswith("error: data.batch_size=1 is not allowed with model/objective=beta_tc; ")
