@@ -156,9 +156,9 @@ def test_a_setting_the_earlier_run_added_may_be_set_again_on_resume(tmp_path):
     assert json.loads((again / "status.json").read_text())["status"] == "completed"
 
 
-@pytest.mark.slow  # a training run per signal: CI runs it
 # ----------------------------------------------------------------------------------------------------------
 # Stop signals outside training
+@pytest.mark.slow  # a training run per signal: CI runs it
 @pytest.mark.parametrize("signal_name,exit_code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_stop_signal_during_the_test_pass_stops_it(tmp_path, signal_name, exit_code):
     result = train(tmp_path, "trainer.max_epochs=1", "+callbacks.fault._target_=fault_injection.SendSignalInTestPass",
@@ -169,9 +169,9 @@ def test_a_stop_signal_during_the_test_pass_stops_it(tmp_path, signal_name, exit
     assert (run / "checkpoints" / "last.ckpt").exists() and not (run / "metrics.json").exists()
 
 
-@pytest.mark.slow  # three processes that each build a model: CI runs it
 # ----------------------------------------------------------------------------------------------------------
 # Problems found before the work
+@pytest.mark.slow  # three processes that each build a model: CI runs it
 def test_sizes_that_cannot_fit_in_memory_are_one_line(two_epoch_run, tmp_path):
     checkpoint = two_epoch_run / "checkpoints" / "last.ckpt"
     line = refusal(run_module("vae_lightning.sample", f"ckpt_path={checkpoint}", "n=100000000", cwd=tmp_path))
