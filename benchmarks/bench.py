@@ -51,6 +51,7 @@ BAD_COMMANDS = {
     "model.latent_dim=0": ["model.latent_dim=0"],
     "likelihood=poisson": ["likelihood=poisson"],
     "model.latnt_dim=3 (typo)": ["model.latnt_dim=3"],
+    "model/objective=iwae model.objective.k=0": ["model/objective=iwae", "model.objective.k=0"],
 }
 
 
@@ -274,6 +275,18 @@ def machine() -> str:
     )
 
 
+def answer_table(reps: int) -> None:
+    """``python -m vae_lightning.train`` answering each of BAD_COMMANDS, launch to exit, median of ``reps``."""
+    answers: dict[str, list[float]] = {name: [] for name in BAD_COMMANDS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(reps):
+            for name, command in BAD_COMMANDS.items():
+                answers[name].append(launch([sys.executable, "-m", "vae_lightning.train", *command], cwd=Path(tmp))[0])
+    print(f"| command (median of {reps}, launch to exit) | seconds |\n|---|---|")
+    for name, seconds in answers.items():
+        print(f"| `python -m vae_lightning.train {name}` | {median(seconds):.2f} |")
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -282,9 +295,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--answers", action="store_true", help="only time --help, --cfg job and the bad command lines")
     args = parser.parse_args()
     if args.child:
         child(args.child)
+        return
+    if args.answers:
+        answer_table(args.reps)
         return
 
     from vae_lightning.data.sources import load_digits
