@@ -12,6 +12,7 @@ from vae_lightning.errors import ConfigError
 from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.models.networks.base import Decoder, Encoder
 from vae_lightning.models.objectives.base import Objective
+from vae_lightning.models.posteriors.base import Posterior
 from vae_lightning.models.priors.base import Prior
 from vae_lightning.models.vae import VAE
 from vae_lightning.runs.checkpoints import CONFIG_KEY, read_checkpoint
@@ -70,7 +71,7 @@ def check_contracts(model: VAE) -> None:
     """ConfigError, one line, for a component that is not an instance of its kind's base class (the contract
     the rest of the code relies on)."""
     for attribute, base in (("encoder", Encoder), ("decoder", Decoder), ("likelihood", Likelihood),
-                            ("prior", Prior), ("objective", Objective)):
+                            ("prior", Prior), ("posterior", Posterior), ("objective", Objective)):
         built = getattr(model, attribute)
         if not isinstance(built, base):
             raise ConfigError(

@@ -4,13 +4,12 @@ import math
 
 import torch
 
-from vae_lightning.models.diagonal_normal import reparameterise
 from vae_lightning.models.objectives.base import LatentModel, LatentSample, log_importance_weights
 
 
 @torch.no_grad()
 def importance_weighted_nll(model: LatentModel, x: torch.Tensor, k: int, chunk_elements: int = 4096) -> torch.Tensor:
-    """-log p(x) estimated with k importance samples from q(z|x), per example (nats):
+    """-log p(x) estimated with k importance samples from the model's q(z|x), per example (nats):
     -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), an upper bound on -log p(x) that tightens as k grows.
 
     The samples are decoded in chunks of at most ``chunk_elements`` decoder passes and folded into a running
@@ -20,7 +19,8 @@ def importance_weighted_nll(model: LatentModel, x: torch.Tensor, k: int, chunk_e
     chunk = max(1, chunk_elements // x.shape[0])
     total = torch.full((x.shape[0],), -math.inf, device=x.device, dtype=x.dtype)
     for start in range(0, k, chunk):
-        z = reparameterise(mu, logvar, n_samples=min(chunk, k - start))
-        sample = LatentSample(mu=mu, logvar=logvar, z=z, log_px_z=model.likelihood.log_prob(model.decode(z), x))
+        eps = torch.randn((min(chunk, k - start), *mu.shape), dtype=mu.dtype, device=mu.device)
+        z, log_q = model.posterior(mu, logvar, eps)
+        sample = LatentSample(mu=mu, logvar=logvar, z=z, log_q=log_q, log_px_z=model.likelihood.log_prob(model.decode(z), x))
         total = torch.logaddexp(total, torch.logsumexp(log_importance_weights(model.prior, sample), dim=0))
     return -(total - math.log(k))

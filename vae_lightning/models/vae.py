@@ -8,13 +8,15 @@ import lightning as L
 import torch
 
 from vae_lightning.console import log
-from vae_lightning.models.diagonal_normal import clamp_logvar, reparameterise
+from vae_lightning.models.diagonal_normal import clamp_logvar
 from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.models.networks.base import Decoder, Encoder
 from vae_lightning.models.objectives.base import LatentSample, Objective, TrainingContext, kl_terms, run_shape
 from vae_lightning.models.objectives.elbo import ELBO
 from vae_lightning.models.optimizer_settings import optimizers_for, reapply_configured_settings
 from vae_lightning.models.pass_metrics import PassMetrics
+from vae_lightning.models.posteriors.base import Posterior
+from vae_lightning.models.posteriors.diagonal_gaussian import DiagonalGaussianPosterior
 from vae_lightning.models.priors.base import Prior
 from vae_lightning.models.priors.standard_normal import StandardNormalPrior
 from vae_lightning.models.training_metrics import is_logging_step, training_terms, write_training_metrics
@@ -29,9 +31,10 @@ ALREADY_REDUCED = {"sync_dist": True, "reduce_fx": "max"}
 
 @checked
 class VAE(L.LightningModule):
-    """A composition of four components, each chosen by config:
+    """A composition of components, each chosen by config:
 
-    * ``encoder``: q(z|x) = N(mu, diag exp(logvar)) (``model/encoder``);
+    * ``encoder`` + ``posterior``: q(z|x), the encoder's N(mu, diag exp(logvar)) or a flow after it
+      (``model/encoder``, ``model/posterior``);
     * ``prior``: p(z) (``model/prior``; N(0, I) by default);
     * ``decoder`` + ``likelihood``: p(x|z) (``model/decoder``, ``likelihood``);
     * ``objective``: the training loss built from them (``model/objective``; the ELBO by default).
@@ -53,6 +56,7 @@ class VAE(L.LightningModule):
         image_shape: Sequence[int] = (1, 28, 28),
         latent_dim: Count = 20,
         prior: Callable[..., Prior] = StandardNormalPrior,
+        posterior: Callable[..., Posterior] = DiagonalGaussianPosterior,
         objective: Objective | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] = partial(torch.optim.Adam, lr=1e-3),
         scheduler: Callable[..., Any] | None = None,
@@ -61,7 +65,8 @@ class VAE(L.LightningModule):
     ) -> None:
         super().__init__()
         image_shape = tuple(int(size) for size in image_shape)  # plain ints: checkpoints load weights-only
-        self.save_hyperparameters(ignore=["encoder", "decoder", "likelihood", "prior", "objective", "optimizer", "scheduler"])
+        self.save_hyperparameters(
+            ignore=["encoder", "decoder", "likelihood", "prior", "posterior", "objective", "optimizer", "scheduler"])
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.likelihood = likelihood
@@ -72,6 +77,7 @@ class VAE(L.LightningModule):
             out_channels=self.image_shape[0] * likelihood.params_per_pixel,
         )
         self.prior = prior(latent_dim=latent_dim, encode=self.encode)
+        self.posterior = posterior(latent_dim=latent_dim)
         self.objective = objective or ELBO()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -95,11 +101,13 @@ class VAE(L.LightningModule):
         return self.decoder(z)
 
     def sample_latents(self, x: torch.Tensor, n_samples: int = 1, eps: torch.Tensor | None = None) -> LatentSample:
-        """q(z|x)'s parameters, ``n_samples`` reparameterised draws per example (``eps`` of shape
-        (n_samples, B, D) fixes the noise) and log p(x|z) for each draw."""
+        """The encoder's Gaussian, ``n_samples`` reparameterised draws from q(z|x) per example with their
+        log q(z|x) (``eps`` of shape (n_samples, B, D) fixes the noise), and log p(x|z) for each draw."""
         mu, logvar = self.encode(x)
-        z = reparameterise(mu, logvar, n_samples=n_samples, eps=eps)
-        return LatentSample(mu=mu, logvar=logvar, z=z, log_px_z=self.likelihood.log_prob(self.decode(z), x))
+        if eps is None:
+            eps = torch.randn((n_samples, *mu.shape), dtype=mu.dtype, device=mu.device)
+        z, log_q = self.posterior(mu, logvar, eps)
+        return LatentSample(mu=mu, logvar=logvar, z=z, log_q=log_q, log_px_z=self.likelihood.log_prob(self.decode(z), x))
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
         """One-sample ELBO terms per example: recon = -log p(x|z), kl, kl per dimension (None when the prior

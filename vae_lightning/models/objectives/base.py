@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
-from vae_lightning.models.diagonal_normal import diagonal_normal_log_prob
 from vae_lightning.models.likelihoods.base import Likelihood
+from vae_lightning.models.posteriors.base import Posterior
 from vae_lightning.models.priors.base import Prior
 
 
@@ -29,11 +29,12 @@ class ObjectiveTerms:
 
 @dataclass
 class LatentSample:
-    """Posterior parameters and S samples per example with their decoder log-likelihoods."""
+    """The encoder's Gaussian, S posterior samples per example, their log q(z|x) and decoder log-likelihoods."""
 
     mu: torch.Tensor  # (B, D)
     logvar: torch.Tensor  # (B, D)
     z: torch.Tensor  # (S, B, D)
+    log_q: torch.Tensor  # (S, B)
     log_px_z: torch.Tensor  # (S, B)
 
 
@@ -63,6 +64,7 @@ class LatentModel(Protocol):
     """What an objective (or an estimate of log p(x)) may ask of the model."""
 
     prior: Prior
+    posterior: Posterior
     likelihood: Likelihood
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
@@ -73,18 +75,18 @@ class LatentModel(Protocol):
 
 
 def kl_terms(model: LatentModel, terms: LatentSample) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(KL per example from the first sample, KL per dimension (B, D) or None when not in closed form)."""
-    kl_per_dim = model.prior.analytic_kl(terms.mu, terms.logvar)
+    """(KL per example, KL per dimension (B, D) or None): in closed form where q is the encoder's Gaussian and the
+    prior has one, else the one-sample estimate log q(z|x) - log p(z) at the first sample."""
+    kl_per_dim = model.prior.analytic_kl(terms.mu, terms.logvar) if model.posterior.diagonal else None
     if kl_per_dim is not None:
         return kl_per_dim.sum(-1), kl_per_dim
-    z = terms.z[0]
-    return diagonal_normal_log_prob(z, terms.mu, terms.logvar) - model.prior.log_prob(z), None
+    return terms.log_q[0] - model.prior.log_prob(terms.z[0]), None
 
 
 def log_importance_weights(prior: Prior, sample: LatentSample) -> torch.Tensor:
     """log p(x|z_s) + log p(z_s) - log q(z_s|x) for each sample, shape (S, B): the terms of the
     importance-weighted bound, whose log-mean-exp estimates log p(x)."""
-    return sample.log_px_z + prior.log_prob(sample.z) - diagonal_normal_log_prob(sample.z, sample.mu, sample.logvar)
+    return sample.log_px_z + prior.log_prob(sample.z) - sample.log_q
 
 
 class Objective(ABC):

@@ -41,6 +41,9 @@ class BetaTCVAE(Objective):
                 "dimension_kl": log_q_zd - log_p_z}
 
     def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms:
+        if not model.posterior.diagonal:
+            raise ConfigError("model/objective=beta_tc needs model/posterior=diagonal_gaussian: its minibatch estimate "
+                              "of q(z) is a mixture of the encoder's Gaussians")
         if context.step == 0 and len(x) < 2:  # the first batch is a whole one: data.batch_size is 1
             raise ConfigError("data.batch_size=1 is not allowed with model/objective=beta_tc; its minibatch estimate "
                               "of q(z) needs a batch of at least 2 (with one example the TC term is a constant)")
