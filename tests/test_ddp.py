@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from conftest import run_module
 
+pytestmark = pytest.mark.slow  # two processes, then evaluations of both: CI runs them
+
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory) -> tuple[Path, str]:
