@@ -50,7 +50,7 @@ def table() -> str:
 
 def comparison(row: tuple[str, list[dict]], other: tuple[str, list[dict]]) -> str:
     """'<lower mean> against <higher mean>: better / tied (paired difference ...)' by test/nll_iw."""
-    mean = {name: sum(over_seeds(jobs, "test/nll_iw")) for name, jobs in (row, other)}
+    mean = {name: over_seeds(jobs, "test/nll_iw").mean for name, jobs in (row, other)}
     better, worse = sorted((row, other), key=lambda pair: mean[pair[0]])
     return f"- {better[0]} against {worse[0]}: {paired(better[1], worse[1], 'test/nll_iw')}"
 
