@@ -43,7 +43,7 @@ def test_evaluate_prints_and_saves_the_metrics(trained_runs, likelihood):
     metrics = saved["metrics"]
     assert saved["iw_samples"] == 20 and metrics["test/iw_samples"] == 20
     for name in ("test/loss", "test/recon", "test/kl", "test/nll_iw", "test/active_units", "test/frechet_distance",
-                 "test/bits_per_dim", "val/loss"):
+                 "test/frechet_distance_gmm", "test/bits_per_dim", "val/loss"):
         assert name in metrics and metrics[name] == metrics[name], name  # present and not NaN
         assert f"{name} " in result.stdout, name
     assert metrics["test/nll_iw"] < metrics["test/loss"]  # k = 20 is tighter than the ELBO
@@ -74,11 +74,12 @@ def test_manifold_picture_for_a_two_dimensional_latent(tmp_path):
     assert width == height == 2 * (20 * 30 + 2)  # 20 x 20 digits of 28 + 2 padding, upscaled twice
 
 
-def test_sample_writes_a_grid_of_new_digits(trained_runs):
+@pytest.mark.parametrize("sampler", ["prior", "gmm"])
+def test_sample_writes_a_grid_of_new_digits(trained_runs, sampler):
     run = trained_runs["bernoulli"]
-    result = run_module("vae_lightning.sample", f"ckpt_path={best_checkpoint(run)}", "n=16")
+    result = run_module("vae_lightning.sample", f"ckpt_path={best_checkpoint(run)}", "n=16", f"sampler={sampler}")
     assert result.returncode == 0, result.stderr[-3000:]
-    (png,) = (run / "samples").glob("samples_n16_seed0_*.png")
+    (png,) = (run / "samples").glob(f"samples_{sampler}_n16_seed0_*.png")
     assert f"Wrote 16 samples to {png}" in result.stdout
     assert Image.open(png).size == (2 * (4 * 30 + 2), 2 * (4 * 30 + 2))
 

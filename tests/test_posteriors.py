@@ -95,3 +95,19 @@ def test_the_diagonal_posterior_keeps_the_closed_form_kl():
     sample = model.sample_latents((torch.rand(8, 1, 28, 28) > 0.5).float())
     kl, per_dim = kl_terms(model, sample)
     assert per_dim is not None and torch.allclose(kl, per_dim.sum(-1))
+
+
+def test_the_post_hoc_mixture_samples_the_encodings_distribution():
+    """Two well separated clusters of encodings: the mixture's draws reproduce their mean, covariance and the
+    share of each cluster, in random order."""
+    from vae_lightning.analysis.latent_samplers import gmm_latents
+
+    torch.manual_seed(4)
+    encodings = torch.cat([torch.randn(3000, 2) * 0.3 + torch.tensor([4.0, 0.0]),
+                           torch.randn(1000, 2) * 0.5 - torch.tensor([4.0, 0.0])])
+    z = gmm_latents(encodings, 8000, components=2)
+    assert z.shape == (8000, 2) and z.dtype == torch.float32
+    torch.testing.assert_close(z.mean(0), encodings.mean(0), atol=0.1, rtol=0)
+    torch.testing.assert_close(torch.cov(z.T), torch.cov(encodings.T), atol=0.15, rtol=0)
+    assert (z[:, 0] > 0).float().mean().item() == pytest.approx(0.75, abs=0.02)
+    assert 0.6 < (z[:4000, 0] > 0).float().mean().item() < 0.9  # shuffled, not grouped by component

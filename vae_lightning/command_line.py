@@ -11,7 +11,7 @@ import importlib.resources
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -36,6 +36,9 @@ SETTINGS: dict[str, Any] = {
     "model.optimizer.lr": Positive,
     "eval.k": Count,
     "eval.fid_samples": NonNegativeInt,
+    "eval.gmm_components": NonNegativeInt,
+    "sampler": Literal["prior", "gmm"],
+    "gmm_components": Count,
     "n": Count,
     "nrow": Count,
 }

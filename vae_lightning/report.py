@@ -25,7 +25,8 @@ from omegaconf import DictConfig
 from vae_lightning.analysis.seed_statistics import Summary, compare, summarise
 from vae_lightning.runs.run_folder import read_status
 
-REPORT_METRICS = ("test/bits_per_dim", "test/nll_iw", "test/loss", "test/kl", "test/active_units", "val/loss")
+REPORT_METRICS = ("test/bits_per_dim", "test/nll_iw", "test/loss", "test/kl", "test/active_units", "val/loss",
+                  "test/frechet_distance", "test/frechet_distance_gmm")
 
 #: Likelihood.data_model -> (comparison group, the metric that ranks it, what the group's numbers are)
 COMPARISON_GROUPS = {

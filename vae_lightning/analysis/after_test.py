@@ -9,6 +9,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig
 
 from vae_lightning.analysis.frechet import cached_classifier, cached_test_statistics, content_digest, frechet_distance
+from vae_lightning.analysis.latent_samplers import gmm_latents, training_encodings
 from vae_lightning.analysis.pictures import write_pictures
 from vae_lightning.console import log, on_rank_zero
 from vae_lightning.loggers import log_image
@@ -23,9 +24,18 @@ def classifier_key(data_info: dict[str, Any], train_images: torch.Tensor) -> str
     return f"{data_info['name']}_{origin}_{data_info['n_train']}_{content_digest(levels, digest_size=6)}"
 
 
+def checked_distance(distance: float) -> float | None:
+    """A Fréchet distance, or None (with one line) for what a distance cannot be."""
+    if math.isfinite(distance) and distance >= -1e-3:  # zero, up to rounding, is a distance
+        return max(distance, 0.0)
+    log.error("the Frechet distance came out as %s, which a distance cannot be; not recorded", distance)
+    return None
+
+
 @torch.no_grad()
-def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int) -> dict[str, float]:
-    """Frechet distance (classifier features) between n prior samples and the grey-level test images."""
+def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int, gmm_components: int) -> dict[str, float]:
+    """Fréchet distance (classifier features) between n prior samples and the grey-level test images; with
+    ``gmm_components`` > 0, also for n samples of a Gaussian mixture fitted to the training encodings."""
     train_x, train_y = datamodule.grey("train")
     test_x, test_y = datamodule.grey("test")
     classifier = cached_classifier(cache_dir, classifier_key(datamodule.info, train_x), train_x, train_y)
@@ -34,11 +44,14 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int) -> 
     samples = torch.cat(
         [model.sample_images(min(1000, n_samples - i), generator=generator).cpu() for i in range(0, n_samples, 1000)]
     )
-    distance = frechet_distance(classifier, samples, test)
-    if not (math.isfinite(distance) and distance >= -1e-3):  # zero, up to rounding, is a distance
-        log.error("the Frechet distance came out as %s, which a distance cannot be; not recorded", distance)
-        return {}
-    return {"test/frechet_distance": max(distance, 0.0), "test/classifier_accuracy": float(test["accuracy"])}
+    distances = {"test/frechet_distance": checked_distance(frechet_distance(classifier, samples, test))}
+    if gmm_components > 0:
+        encodings = training_encodings(model, datamodule.splits["train"][0], datamodule.pixel_mode)
+        z = gmm_latents(encodings, n_samples, gmm_components)
+        samples = torch.cat([model.decode_images(chunk).cpu() for chunk in z.split(1000)])
+        distances["test/frechet_distance_gmm"] = checked_distance(frechet_distance(classifier, samples, test))
+    metrics = {name: value for name, value in distances.items() if value is not None}
+    return {**metrics, "test/classifier_accuracy": float(test["accuracy"])} if metrics else {}
 
 
 @on_rank_zero
@@ -59,7 +72,7 @@ def pictures_and_sample_quality(
     metrics = {}
     if n_fid_samples > 0:
         with clock.lap("frechet"):
-            metrics = sample_quality(model, datamodule, cfg.paths.cache_dir, n_fid_samples)
+            metrics = sample_quality(model, datamodule, cfg.paths.cache_dir, n_fid_samples, cfg.eval.get("gmm_components", 0))
     model.train(was_training)
     if trainer is not None:
         for name, image in pictures.items():

@@ -119,7 +119,12 @@ class VAE(L.LightningModule):
     @torch.no_grad()
     def sample_images(self, n: int, mean: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images decoded from z ~ p(z): the likelihood's mean (default) or a draw from it."""
-        params = self.decode(self.prior.sample(n, generator=generator))
+        return self.decode_images(self.prior.sample(n, generator=generator), mean=mean)
+
+    @torch.no_grad()
+    def decode_images(self, z: torch.Tensor, mean: bool = True) -> torch.Tensor:
+        """Images decoded from latents z (n, D): the likelihood's mean (default) or a draw from it."""
+        params = self.decode(z.to(self.device))
         return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
 
     # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,28 @@
+"""Post-hoc latent sampling (as in pythae and Ghosh et al., 2020): after training, fit a Gaussian mixture to the
+posterior means of the training images and decode its samples instead of the prior's, which often look more like
+the data when the aggregate posterior and the prior disagree."""
+
+import torch
+
+from vae_lightning.data.pixels import to_model_input
+
+
+@torch.no_grad()
+def training_encodings(model, pixels: torch.Tensor, pixel_mode: str, batch_size: int = 1000) -> torch.Tensor:
+    """E_q[z_0] = mu of the encoder for every training image (uint8 pixels, as the data module keeps them), on the
+    CPU; the images get the model's input transform with a fixed seed."""
+    generator = torch.Generator().manual_seed(0)
+    device = next(model.parameters()).device
+    return torch.cat([model.encode(to_model_input(chunk, pixel_mode, generator).to(device))[0].cpu()
+                      for chunk in pixels.split(batch_size)])
+
+
+def gmm_latents(encodings: torch.Tensor, n: int, components: int, seed: int = 0) -> torch.Tensor:
+    """``n`` latents drawn, in random order, from a ``components``-component full-covariance Gaussian mixture
+    fitted to ``encodings`` (N, D)."""
+    from sklearn.mixture import GaussianMixture
+
+    mixture = GaussianMixture(components, covariance_type="full", random_state=seed).fit(encodings.double().numpy())
+    z, _ = mixture.sample(n)  # grouped by component
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return torch.as_tensor(z, dtype=torch.float32)[order]
