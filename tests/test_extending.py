@@ -145,6 +145,31 @@ class DownweightedKL(Objective):
         "_target_: vae_lightning.models.objectives.downweighted_kl.DownweightedKL\nweight: 0.5\n",
         "model/objective=downweighted_kl", "model.objective.weight=2",
         "error: model.objective.weight=2 is not allowed; use a number in (0, 1]"),
+    "posterior": ("models/posteriors/affine.py", '''"""z = exp(s) * z_0 + t after the Gaussian, s and t shared by every x."""
+
+import math
+
+import torch
+from torch import nn
+
+from vae_lightning.models.posteriors.base import Posterior, diagonal_sample
+from vae_lightning.rules import Positive, checked
+
+
+@checked
+class AffinePosterior(Posterior):
+    def __init__(self, latent_dim: int, init_scale: Positive = 1.0) -> None:
+        super().__init__(latent_dim)
+        self.log_scale = nn.Parameter(torch.full((latent_dim,), math.log(init_scale)))
+        self.shift = nn.Parameter(torch.zeros(latent_dim))
+
+    def forward(self, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z, log_q = diagonal_sample(mu, logvar, eps)
+        return z * self.log_scale.exp() + self.shift, log_q - self.log_scale.sum()
+''', "conf/model/posterior/affine.yaml",
+        "_target_: vae_lightning.models.posteriors.affine.AffinePosterior\n_partial_: true\ninit_scale: 1.0\n",
+        "model/posterior=affine", "model.posterior.init_scale=0",
+        "error: model.posterior.init_scale=0 is not allowed; use a number > 0"),
     "network": ("models/networks/linear.py", '''"""A linear encoder: q(z|x)'s mean and log-variance are affine in the pixels."""
 
 from collections.abc import Sequence
