@@ -163,10 +163,11 @@ def test_submitit_local_launcher_runs_jobs_in_parallel_processes(tmp_path):
     assert list(sweep.glob(".submitit/*/*_log.out"))  # the jobs really went through submitit
 
 
-def log_span(job: Path) -> tuple[str, str]:
-    """(first, last) time stamp of a job's train.log lines ('[2026-11-26 01:09:13,658][...')."""
-    stamps = [line[1:24] for line in (job / "train.log").read_text().splitlines() if line.startswith("[20")]
-    return stamps[0], stamps[-1]
+def log_span(job: Path) -> tuple[float, float]:
+    """(start, end) of a job in its worker: Hydra writes ``.hydra/config.yaml`` as the job starts, before the job
+    imports torch; ``metrics.json`` is its last file. (The log's own lines span a second or two of a debug job,
+    too little to show two jobs overlapping when one worker starts later.)"""
+    return (job / ".hydra" / "config.yaml").stat().st_mtime, (job / "metrics.json").stat().st_mtime
 
 
 @pytest.mark.slow
