@@ -275,13 +275,18 @@ def machine() -> str:
     )
 
 
+def time_answers(answers: dict[str, list[float]], cwd: Path) -> None:
+    """One launch-to-exit time of ``python -m vae_lightning.train`` for each of BAD_COMMANDS, added to ``answers``."""
+    for name, command in BAD_COMMANDS.items():
+        answers[name].append(launch([sys.executable, "-m", "vae_lightning.train", *command], cwd=cwd)[0])
+
+
 def answer_table(reps: int) -> None:
-    """``python -m vae_lightning.train`` answering each of BAD_COMMANDS, launch to exit, median of ``reps``."""
+    """The answers alone, median of ``reps``, as a Markdown table."""
     answers: dict[str, list[float]] = {name: [] for name in BAD_COMMANDS}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(reps):
-            for name, command in BAD_COMMANDS.items():
-                answers[name].append(launch([sys.executable, "-m", "vae_lightning.train", *command], cwd=Path(tmp))[0])
+            time_answers(answers, Path(tmp))
     print(f"| command (median of {reps}, launch to exit) | seconds |\n|---|---|")
     for name, seconds in answers.items():
         print(f"| `python -m vae_lightning.train {name}` | {median(seconds):.2f} |")
@@ -326,8 +331,7 @@ def main() -> None:
             runs["import"].append(launch([sys.executable, "-c", "import torch, torchvision"], cwd=work)[0])
             for floor in ("floor:lightning", "floor:loop"):
                 runs[floor].append(measure_child(floor))
-            for name, command in BAD_COMMANDS.items():
-                answers[name].append(launch([sys.executable, "-m", "vae_lightning.train", *command], cwd=work)[0])
+            time_answers(answers, work)
             print(f"rep {rep + 1}/{args.reps} done ({time.time() - began:.0f} s)", flush=True)
     evals: dict[tuple[int, str], list[dict]] = {(k, which): [] for k in EVAL_SETTINGS for which in ("project", "plain")}
     for _ in range(args.reps):  # interleaved as well: single evaluation runs differed by up to 1.7x
