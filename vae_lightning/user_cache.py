@@ -72,6 +72,20 @@ def write_entry(path: Path, value: Any) -> None:
 
 
 @contextmanager
+def writable_cache(cache_dir: str | Path) -> Iterator[None]:
+    """A folder of the cache that cannot be written, said in one line naming ``paths.cache_dir``."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        raise ConfigError(
+            f"paths.cache_dir={str(cache_dir)!r} is not allowed; {err.filename or cache_dir} cannot be written "
+            f"({err.strerror}): set VAE_LIGHTNING_CACHE_DIR to a writable folder"
+        ) from None
+
+
+@contextmanager
 def _locked(path: Path) -> Iterator[None]:
     from filelock import FileLock
 
@@ -82,18 +96,11 @@ def _locked(path: Path) -> Iterator[None]:
 def cached(path: str | Path, compute: Callable[[], Any]) -> Any:
     """The entry at ``path``: read and verified, else computed once (other runs wait for it) and kept."""
     path = Path(path)
-    try:
+    with writable_cache(path.parent):
         path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(path):
             value = read_entry(path)
             if value is None:
                 value = compute()
                 write_entry(path, value)
-    except OSError as err:
-        if err.errno not in UNWRITABLE:
-            raise
-        raise ConfigError(
-            f"paths.cache_dir={str(path.parent)!r} is not allowed; it cannot be written ({err.strerror}): "
-            "set VAE_LIGHTNING_CACHE_DIR to a writable folder"
-        ) from None
     return value

