@@ -67,7 +67,7 @@ def pictures_and_sample_quality(
     model.eval()
     test_x, test_y = datamodule.splits["test"]
     with clock.lap("pictures"):
-        variances = model.test_details["mu_variance_per_dim"]
+        variances = model.test_details["mu_variance_per_dim"][: model.latent_dim]  # the first layer's
         pictures = write_pictures(model, test_x, test_y, variances, out_dir / "pictures")
     metrics = {}
     if n_fid_samples > 0:

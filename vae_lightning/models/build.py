@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.errors import ConfigError
+from vae_lightning.models.latents.base import Latents
 from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.models.networks.base import Decoder, Encoder
 from vae_lightning.models.objectives.base import Objective
@@ -70,9 +71,13 @@ def build_model(cfg: DictConfig) -> VAE:
 def check_contracts(model: VAE) -> None:
     """ConfigError, one line, for a component that is not an instance of its kind's base class (the contract
     the rest of the code relies on)."""
-    for attribute, base in (("encoder", Encoder), ("decoder", Decoder), ("likelihood", Likelihood),
-                            ("prior", Prior), ("posterior", Posterior), ("objective", Objective)):
-        built = getattr(model, attribute)
+    components = [(getattr(model, attribute), base) for attribute, base in (
+        ("encoder", Encoder), ("decoder", Decoder), ("likelihood", Likelihood), ("prior", Prior),
+        ("posterior", Posterior), ("objective", Objective))]
+    if model.layered:  # the configured prior and posterior sit inside the two layers' wrappers
+        components[3:5] = [(model.prior.inner, Prior), (model.posterior.inner, Posterior)]
+        components.append((model.posterior.layers, Latents))
+    for built, base in components:
         if not isinstance(built, base):
             raise ConfigError(
                 f"{base.config_section}._target_ builds {type(built).__name__}, which does not subclass "

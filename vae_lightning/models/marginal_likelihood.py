@@ -19,7 +19,7 @@ def importance_weighted_nll(model: LatentModel, x: torch.Tensor, k: int, chunk_e
     chunk = max(1, chunk_elements // x.shape[0])
     total = torch.full((x.shape[0],), -math.inf, device=x.device, dtype=x.dtype)
     for start in range(0, k, chunk):
-        eps = torch.randn((min(chunk, k - start), *mu.shape), dtype=mu.dtype, device=mu.device)
+        eps = torch.randn((min(chunk, k - start), len(mu), model.posterior.latent_dim), dtype=mu.dtype, device=mu.device)
         z, log_q = model.posterior(mu, logvar, eps)
         sample = LatentSample(mu=mu, logvar=logvar, z=z, log_q=log_q, log_px_z=model.likelihood.log_prob(model.decode(z), x))
         total = torch.logaddexp(total, torch.logsumexp(log_importance_weights(model.prior, sample), dim=0))

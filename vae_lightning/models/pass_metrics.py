@@ -2,7 +2,8 @@
 
 Both passes: ``{stage}/recon``, ``/kl`` and ``/loss`` (the negative ELBO, whatever the training objective),
 each example with its own fixed noise draw, so the numbers depend neither on the batch size nor on the number of
-processes. The test pass adds ``test/nll_iw`` (k importance samples), the latent statistics (active units, KL
+processes. With two stochastic layers, each layer's KL too (``{stage}/kl_1``, ``/kl_2``). The test pass adds
+``test/nll_iw`` (k importance samples), the latent statistics (active units, per layer with two layers; KL
 per dimension) and what the likelihood makes of the NLL (``test/bits_per_dim``, ``test/nll_8bit``).
 """
 
@@ -15,7 +16,7 @@ from torch import nn
 
 from vae_lightning.models.diagonal_normal import PerExampleNoise
 from vae_lightning.models.epoch_means import EpochMeans
-from vae_lightning.models.latent_statistics import LatentStatistics
+from vae_lightning.models.latent_statistics import ACTIVE_UNIT_THRESHOLD, LatentStatistics
 from vae_lightning.models.marginal_likelihood import importance_weighted_nll
 
 
@@ -32,8 +33,10 @@ class PassMetrics(nn.Module):
         """One batch ``(x, y, index)`` of ``stage``; the model is the VAE (its forward gives the ELBO terms)."""
         x, _, index = batch
         out = model(x, eps=self.noise[stage](index).to(device=x.device, dtype=x.dtype))
-        for name, values in (("recon", out["recon"]), ("kl", out["kl"]), ("loss", out["recon"] + out["kl"])):
-            self.means.update(f"{stage}/{name}", values)
+        for name in ("recon", "kl", "kl_1", "kl_2"):
+            if name in out:
+                self.means.update(f"{stage}/{name}", out[name])
+        self.means.update(f"{stage}/loss", out["recon"] + out["kl"])
         if stage == "test":
             self.means.update("test/nll_iw", importance_weighted_nll(model, x, model.iw_samples, model.iw_chunk_elements))
             self.latent_statistics.update(out["mu"], out["kl_per_dim"])
@@ -47,5 +50,9 @@ class PassMetrics(nn.Module):
         details, n_active = self.latent_statistics.summary(reduce_sum)
         self.latent_statistics = LatentStatistics()
         metrics.update({"test/active_units": n_active, "test/iw_samples": float(model.iw_samples)})
+        if model.layered:  # per layer, as Burda et al. count them ("16+5")
+            variances = details["mu_variance_per_dim"]
+            for layer, values in (("1", variances[: model.latent_dim]), ("2", variances[model.latent_dim:])):
+                metrics[f"test/active_units_{layer}"] = float(sum(v > ACTIVE_UNIT_THRESHOLD for v in values))
         metrics.update(model.likelihood.data_scores(float(metrics["test/nll_iw"]), math.prod(model.image_shape)))
         return metrics, details

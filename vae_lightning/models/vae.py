@@ -8,7 +8,9 @@ import lightning as L
 import torch
 
 from vae_lightning.console import log
+from vae_lightning.errors import ConfigError
 from vae_lightning.models.diagonal_normal import clamp_logvar
+from vae_lightning.models.latents.base import Latents, LayeredPosterior, LayeredPrior, layer_kls
 from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.models.networks.base import Decoder, Encoder
 from vae_lightning.models.objectives.base import LatentSample, Objective, TrainingContext, kl_terms, run_shape
@@ -37,7 +39,10 @@ class VAE(L.LightningModule):
       (``model/encoder``, ``model/posterior``);
     * ``prior``: p(z) (``model/prior``; N(0, I) by default);
     * ``decoder`` + ``likelihood``: p(x|z) (``model/decoder``, ``likelihood``);
-    * ``objective``: the training loss built from them (``model/objective``; the ELBO by default).
+    * ``objective``: the training loss built from them (``model/objective``; the ELBO by default);
+    * ``latents``: a second stochastic layer h2 above the encoder's h1 (``model/latents=two_layer``; none by
+      default). Then z = [h1, h2], the posterior is q(h1|x) q(h2|h1), the prior p(h2) p(h1|h2), the decoder
+      reads h1, and each layer's KL is logged as ``{stage}/kl_1`` and ``{stage}/kl_2``.
 
     This class does the plumbing: training, validation and test steps, metrics, checkpoints.
     Logged (nats per example): ``{stage}/recon`` = -log p(x|z) at a posterior sample, ``{stage}/kl`` =
@@ -58,6 +63,7 @@ class VAE(L.LightningModule):
         prior: Callable[..., Prior] = StandardNormalPrior,
         posterior: Callable[..., Posterior] = DiagonalGaussianPosterior,
         objective: Objective | None = None,
+        latents: Callable[..., Latents] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] = partial(torch.optim.Adam, lr=1e-3),
         scheduler: Callable[..., Any] | None = None,
         iw_samples: Count = 100,
@@ -66,7 +72,8 @@ class VAE(L.LightningModule):
         super().__init__()
         image_shape = tuple(int(size) for size in image_shape)  # plain ints: checkpoints load weights-only
         self.save_hyperparameters(
-            ignore=["encoder", "decoder", "likelihood", "prior", "posterior", "objective", "optimizer", "scheduler"])
+            ignore=["encoder", "decoder", "likelihood", "prior", "posterior", "objective", "latents", "optimizer",
+                    "scheduler"])
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.likelihood = likelihood
@@ -76,15 +83,24 @@ class VAE(L.LightningModule):
             latent_dim=latent_dim,
             out_channels=self.image_shape[0] * likelihood.params_per_pixel,
         )
-        self.prior = prior(latent_dim=latent_dim, encode=self.encode)
-        self.posterior = posterior(latent_dim=latent_dim)
+        if latents is None:
+            self.prior = prior(latent_dim=latent_dim, encode=self.encode)
+            self.posterior = posterior(latent_dim=latent_dim)
+        else:
+            layers = latents(latent_dim=latent_dim)
+            self.posterior = LayeredPosterior(posterior(latent_dim=latent_dim), layers)
+            self.prior = LayeredPrior(prior(latent_dim=layers.units, encode=self.encode_top), layers.generate, latent_dim)
         self.objective = objective or ELBO()
+        if self.objective.needs_diagonal_posterior and not self.posterior.diagonal:
+            raise ConfigError(f"{type(self.objective).__name__} (model.objective) needs q(z|x) to be the encoder's "
+                              "diagonal Gaussian: model/posterior=diagonal_gaussian and one stochastic layer "
+                              "(no model/latents)")
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.iw_samples = iw_samples
         self.iw_chunk_elements = iw_chunk_elements
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, stored in checkpoints
-        self.pass_metrics = PassMetrics(latent_dim)
+        self.pass_metrics = PassMetrics(self.posterior.latent_dim)
         # the training metrics of the latest logging step (floats), for the progress bar and the run summary
         self.training_metrics: dict[str, float] = {}
         # the fixed part of the objective's TrainingContext, set when training starts
@@ -96,25 +112,41 @@ class VAE(L.LightningModule):
         mu, logvar = self.encoder(x)
         return mu, clamp_logvar(logvar)
 
+    def encode_top(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(h2|h1) at h1 = the encoder's mean: what a prior of h2 defined through the
+        encoder (the VampPrior) encodes its pseudo-inputs with."""
+        return self.posterior.upper(self.encode(x)[0])
+
+    @property
+    def layered(self) -> bool:
+        return isinstance(self.posterior, LayeredPosterior)
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw likelihood parameters for latents of shape (..., latent_dim)."""
-        return self.decoder(z)
+        """Raw likelihood parameters for latents of shape (..., latent_dim) (with two layers: h1, the first
+        ``latent_dim`` entries of z)."""
+        return self.decoder(z[..., : self.latent_dim])
 
     def sample_latents(self, x: torch.Tensor, n_samples: int = 1, eps: torch.Tensor | None = None) -> LatentSample:
         """The encoder's Gaussian, ``n_samples`` reparameterised draws from q(z|x) per example with their
         log q(z|x) (``eps`` of shape (n_samples, B, D) fixes the noise), and log p(x|z) for each draw."""
         mu, logvar = self.encode(x)
         if eps is None:
-            eps = torch.randn((n_samples, *mu.shape), dtype=mu.dtype, device=mu.device)
+            eps = torch.randn((n_samples, len(mu), self.posterior.latent_dim), dtype=mu.dtype, device=mu.device)
         z, log_q = self.posterior(mu, logvar, eps)
         return LatentSample(mu=mu, logvar=logvar, z=z, log_q=log_q, log_px_z=self.likelihood.log_prob(self.decode(z), x))
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
         """One-sample ELBO terms per example: recon = -log p(x|z), kl, kl per dimension (None when the prior
-        has no closed-form KL) and mu. ``eps`` (B, D) fixes the noise (validation and test); by default it is drawn."""
+        has no closed-form KL) and the posterior mean mu (with two layers also kl_1 and kl_2, and mu is
+        [E[h1|x], the mean of q(h2|h1) at h1 = E[h1|x]]). ``eps`` (B, width of z) fixes the noise (validation and
+        test); by default it is drawn."""
         sample = self.sample_latents(x, eps=None if eps is None else eps.unsqueeze(0))
         kl, kl_per_dim = kl_terms(self, sample)
-        return {"recon": -sample.log_px_z[0], "kl": kl, "kl_per_dim": kl_per_dim, "mu": sample.mu}
+        out = {"recon": -sample.log_px_z[0], "kl": kl, "kl_per_dim": kl_per_dim, "mu": sample.mu}
+        if self.layered:
+            out["kl_1"], out["kl_2"] = layer_kls(self.posterior, self.prior, sample.z[0], kl)
+            out["mu"] = torch.cat([sample.mu, self.posterior.upper(sample.mu)[0]], dim=-1)
+        return out
 
     @torch.no_grad()
     def sample_images(self, n: int, mean: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -136,6 +168,11 @@ class VAE(L.LightningModule):
         terms = self.objective(self, batch[0], context)
         if self._trainer is not None and is_logging_step(self._trainer, batch_idx):
             self.training_metrics = training_terms(terms.loss, terms.recon, terms.kl)
+            if self.layered:  # each layer's KL, on a fresh draw (the objective's samples are its own)
+                with torch.no_grad():
+                    out = self(batch[0])
+                kl_1, kl_2 = torch.stack([out["kl_1"].mean(), out["kl_2"].mean()]).tolist()
+                self.training_metrics.update({"train/kl_1": kl_1, "train/kl_2": kl_2})
             write_training_metrics(self.trainer, self.training_metrics, self.global_step)
         return {"loss": terms.loss, "recon": terms.recon.detach(), "kl": terms.kl.detach()}
 

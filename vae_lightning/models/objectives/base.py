@@ -94,6 +94,8 @@ class Objective(ABC):
 
     #: where its settings live in the config (named in refusals of a bad setting)
     config_section: ClassVar[str] = "model.objective"
+    #: whether it needs q(z|x) to be the encoder's diagonal Gaussian (the VAE refuses other posteriors)
+    needs_diagonal_posterior: ClassVar[bool] = False
 
     @abstractmethod
     def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms: ...

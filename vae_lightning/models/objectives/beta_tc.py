@@ -1,6 +1,7 @@
 """The beta-TC-VAE objective (Chen et al., 2018), minibatch-weighted sampling."""
 
 import math
+from typing import ClassVar
 
 import torch
 
@@ -23,6 +24,9 @@ class BetaTCVAE(Objective):
     training-set size (from the context, so it follows the data and ``val_fraction``). alpha = beta = gamma = 1
     is the ELBO with a one-sample KL."""
 
+    #: its minibatch estimate of q(z) is a mixture of the encoder's Gaussians
+    needs_diagonal_posterior: ClassVar[bool] = True
+
     def __init__(self, beta: NonNegative = 6.0, alpha: NonNegative = 1.0, gamma: NonNegative = 1.0) -> None:
         self.beta, self.alpha, self.gamma = beta, alpha, gamma
 
@@ -41,9 +45,6 @@ class BetaTCVAE(Objective):
                 "dimension_kl": log_q_zd - log_p_z}
 
     def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms:
-        if not model.posterior.diagonal:
-            raise ConfigError("model/objective=beta_tc needs model/posterior=diagonal_gaussian: its minibatch estimate "
-                              "of q(z) is a mixture of the encoder's Gaussians")
         if context.step == 0 and len(x) < 2:  # the first batch is a whole one: data.batch_size is 1
             raise ConfigError("data.batch_size=1 is not allowed with model/objective=beta_tc; its minibatch estimate "
                               "of q(z) needs a batch of at least 2 (with one example the TC term is a constant)")
