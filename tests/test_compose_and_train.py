@@ -10,6 +10,7 @@ import torch
 from vae_lightning.command_line import config_groups
 from vae_lightning.data.datamodule import datamodule_for
 from vae_lightning.models.build import build_model
+from vae_lightning.runs.task import user_error_in
 
 # every option of the likelihood group (a new config file is picked up by itself), plus settings within options
 LIKELIHOODS = [[f"likelihood={option}"] for option in config_groups()["likelihood"]] + [
@@ -130,3 +131,33 @@ def test_the_objective_sees_the_runs_real_shape(compose_train):
     assert [c.step for c in seen] == [0, 1, 2, 3, 4, 5] and [c.epoch for c in seen] == [0, 0, 0, 1, 1, 1]
     assert {(c.steps_per_epoch, c.total_steps) for c in seen} == {(3, 6)}
     assert {c.dataset_size for c in seen} == {datamodule.info["n_train"]} == {datamodule.info["n_val"]}
+
+
+# the latent structures beyond one diagonal Gaussian layer, each trained with every option of the groups it composes with
+STRUCTURES = ["model/posterior=planar_flow", "model/posterior=iaf", "model/latents=two_layer"]
+PARTNERS = [f"{group}={option}" for group in ("likelihood", "model/prior", "model/objective", "model/posterior")
+            for option in config_groups()[group]]
+PAIRS = [(structure, partner) for structure in STRUCTURES for partner in PARTNERS
+         if structure.split("=")[0] != partner.split("=")[0]]
+
+
+@pytest.mark.slow  # 39 short fits, about a minute; each new option alone trains in test_every_option.py
+@pytest.mark.parametrize("structure,partner", PAIRS, ids=[f"{s} {p}" for s, p in PAIRS])
+def test_every_latent_structure_trains_with_every_likelihood_prior_objective_and_posterior(compose_train, structure,
+                                                                                             partner):
+    cfg = compose_train([structure, partner, "model.latent_dim=3"])
+    if partner == "model/objective=beta_tc":  # its estimate of q(z) needs the encoder's Gaussian: refused when built
+        with pytest.raises(Exception) as refused:  # Hydra's instantiate wraps the constructor's error
+            build_model(cfg)
+        assert "needs q(z|x) to be the encoder's diagonal Gaussian" in str(user_error_in(refused.value))
+        return
+    model, _, trainer = fit(cfg, train_batches=3)
+    assert trainer.global_step == 3
+    logged = {**model.training_metrics, **trainer.callback_metrics}
+    names = ["train/loss", "train/kl", "val/loss", "val/kl"]
+    if structure == "model/latents=two_layer":
+        names += ["train/kl_1", "train/kl_2", "val/kl_1", "val/kl_2"]
+        assert float(logged["val/kl"]) == pytest.approx(float(logged["val/kl_1"] + logged["val/kl_2"]), rel=1e-4)
+    for name in names:
+        assert math.isfinite(float(logged[name])), name
+    assert model.sample_images(2).shape == (2, *model.image_shape)
