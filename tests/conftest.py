@@ -51,6 +51,15 @@ def test_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ[DATA_DIR_VARIABLE] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def wandb_staging_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """W&B stages artifact files (checkpoints) under $WANDB_DATA_DIR until a sync: a temporary folder here, not
+    the user's ~/.local/share/wandb."""
+    folder = tmp_path_factory.mktemp("wandb_data")
+    os.environ["WANDB_DATA_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture
 def compose_train(tmp_path: Path) -> Callable[..., DictConfig]:
     """compose_train(overrides) -> the train config as ``python -m vae_lightning.train`` would see it,

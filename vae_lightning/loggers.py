@@ -46,34 +46,50 @@ def wandb_logger(
     tags: list[str] | None = None,
     name: str | None = None,
     run_id: str | None = None,
+    log_checkpoints: bool = True,
     **kwargs: Any,
 ) -> WandbLogger | None:
     """A W&B logger, offline unless ``mode`` or the environment's WANDB_MODE says ``online``.
 
-    The run lives in ``save_dir/wandb``. Multirun jobs share a group (the sweep folder's name) and are
-    tagged with their overrides. If W&B cannot start, training goes on without it (one warning).
+    The run lives in ``save_dir/wandb``, job type ``train``. Its group is the sweep folder's name for a multirun
+    job (tagged with its overrides), else the run folder's: the evaluate and sample runs of its checkpoints join
+    it. A resumed run (``run_id``) goes on in the same W&B run, tagged ``resumed``. ``log_checkpoints``: the best and last checkpoints become ``model`` artifacts at the end. If W&B cannot
+    start, training goes on without it (one warning).
     """
     mode = wandb_mode(mode)
     if mode == "disabled":
         return None
     sweep_group, sweep_tags = sweep_context()
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    init = dict(project=project, group=group or sweep_group, tags=list(tags or []) + sweep_tags, name=name, **kwargs)
+    init = dict(project=project, group=group or sweep_group or Path(save_dir).name, job_type="train",
+                tags=list(tags or []) + sweep_tags + (["resumed"] if run_id else []), name=name, **kwargs)
     try:
         # The run is started here (rank 0), so a failure is caught now and not mid-training, and with only the
         # arguments W&B still takes (WandbLogger's own start passes ``anonymous``, which W&B warns about).
-        run = start_wandb_run(save_dir, mode, run_id, init) if is_rank_zero() else None
+        run = start_wandb_run(save_dir, mode, init, run_id) if is_rank_zero() else None
+        if run is not None:
+            run.define_metric("trainer/global_step")  # Lightning's x-axis, as WandbLogger defines it
+            run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+            run.define_metric("epoch")
+            run.define_metric("val/*", step_metric="epoch")  # once per epoch: plotted against it
+            run.define_metric("val/loss", step_metric="epoch", summary="min")  # the runs table sorts by the best
         logger = WandbLogger(save_dir=save_dir, offline=mode == "offline", id=run_id, experiment=run, **init)
     except Exception as err:  # W&B must never stop training: anything it raises is reported once
-        reason = " ".join(str(err).split())[:300]  # one line, whatever the library's message looks like
-        log.warning("W&B could not start (%s: %s); continuing with the local loggers only", type(err).__name__, reason)
+        warn_wandb("could not start", err, "continuing with the local loggers only")
         return None
+    logger.log_checkpoints = log_checkpoints
     return logger
 
 
-def start_wandb_run(save_dir: str, mode: str, run_id: str | None, init: dict[str, Any]) -> Any:
-    """A W&B run as WandbLogger would start it, without W&B's banners: offline, the run's summary names the folder
-    and the ``wandb sync`` command; online, one line gives the run's page. A failure to start still raises and is
+def warn_wandb(what: str, err: Exception, then: str = "going on without it") -> None:
+    """One warning line for a W&B failure (W&B never stops the work)."""
+    reason = " ".join(str(err).split())[:300]  # one line, whatever the library's message looks like
+    log.warning("W&B %s (%s: %s); %s", what, type(err).__name__, reason, then)
+
+
+def start_wandb_run(save_dir: str, mode: str, init: dict[str, Any], run_id: str | None = None) -> Any:
+    """A W&B run in ``save_dir/wandb`` without W&B's banners: offline, the run's summary names the folder and the
+    ``wandb sync`` command; online, one line gives the run's page. A failure to start still raises and is
     reported; online, a server that does not answer is given up after :data:`INIT_TIMEOUT` seconds."""
     import wandb
 
@@ -83,8 +99,6 @@ def start_wandb_run(save_dir: str, mode: str, run_id: str | None, init: dict[str
     run = wandb.init(dir=save_dir, mode=mode, id=run_id, resume=resume, settings=settings, **init)
     if mode == "online":
         log.info("W&B run: %s", run.url)
-    run.define_metric("trainer/global_step")  # Lightning's x-axis, as WandbLogger defines it
-    run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
     return run
 
 
@@ -106,14 +120,13 @@ def log_sweep_report(sweep_dir: Path, project: str, mode: str | None, header: li
     try:
         import wandb
 
-        run = wandb.init(
+        run = start_wandb_run(str(sweep_dir), mode, dict(
             project=project, group=sweep_dir.name, job_type="sweep-report", name=f"{sweep_dir.name} report",
-            dir=str(sweep_dir), mode=mode, config={"sweep_dir": str(sweep_dir)},
-        )
+            config={"sweep_dir": str(sweep_dir)}))
         run.log({"sweep/report": wandb.Table(columns=header, data=rows)})
         run.finish()
     except Exception as err:  # as for the jobs' runs: W&B never breaks the sweep
-        log.warning("W&B could not take the sweep report (%s: %s)", type(err).__name__, " ".join(str(err).split())[:300])
+        warn_wandb("could not take the sweep report", err)
 
 
 def log_image(trainer: L.Trainer, key: str, grid: torch.Tensor) -> None:

@@ -28,6 +28,9 @@ class PassMetrics(nn.Module):
         self.means = EpochMeans()
         self.noise = {"val": PerExampleNoise(latent_dim, seed=1), "test": PerExampleNoise(latent_dim, seed=2)}
         self.latent_statistics = LatentStatistics()
+        self.test_nll: list[tuple[torch.Tensor, torch.Tensor]] = []  # (index, nll_iw) of each test batch
+        #: after a test pass: test/nll_iw of every test example by its index (nats), the same on every rank
+        self.nll_per_example: torch.Tensor | None = None
 
     def update(self, model: Any, batch: tuple[torch.Tensor, ...], stage: str) -> None:
         """One batch ``(x, y, index)`` of ``stage``; the model is the VAE (its forward gives the ELBO terms)."""
@@ -38,17 +41,22 @@ class PassMetrics(nn.Module):
                 self.means.update(f"{stage}/{name}", out[name])
         self.means.update(f"{stage}/loss", out["recon"] + out["kl"])
         if stage == "test":
-            self.means.update("test/nll_iw", importance_weighted_nll(model, x, model.iw_samples, model.iw_chunk_elements))
+            nll = importance_weighted_nll(model, x, model.iw_samples, model.iw_chunk_elements)
+            self.means.update("test/nll_iw", nll)
+            self.test_nll.append((index, nll))
             self.latent_statistics.update(out["mu"], out["kl_per_dim"])
 
     def results(self, stage: str) -> dict[str, torch.Tensor]:
         return self.means.pop(stage)
 
-    def test_results(self, model: Any, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> tuple[dict[str, Any], dict]:
-        """(the test metrics, the per-dimension details), the sums reduced across ranks by ``reduce_sum``."""
+    def test_results(self, model: Any, n_examples: int, reduce_sum: Callable[[torch.Tensor], torch.Tensor]
+                     ) -> tuple[dict[str, Any], dict]:
+        """(the test metrics, the per-dimension details) of a pass over ``n_examples``, the sums reduced across
+        ranks by ``reduce_sum``; each example's nll_iw goes to ``nll_per_example``."""
         metrics: dict[str, Any] = self.means.pop("test")
         details, n_active = self.latent_statistics.summary(reduce_sum)
         self.latent_statistics = LatentStatistics()
+        self.nll_per_example = self._gathered_nll(n_examples, reduce_sum)
         metrics.update({"test/active_units": n_active, "test/iw_samples": float(model.iw_samples)})
         if model.layered:  # per layer, as Burda et al. count them ("16+5")
             variances = details["mu_variance_per_dim"]
@@ -56,3 +64,13 @@ class PassMetrics(nn.Module):
                 metrics[f"test/active_units_{layer}"] = float(sum(v > ACTIVE_UNIT_THRESHOLD for v in values))
         metrics.update(model.likelihood.data_scores(float(metrics["test/nll_iw"]), math.prod(model.image_shape)))
         return metrics, details
+
+    def _gathered_nll(self, size: int, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Each of the ``size`` test examples' nll_iw at its index, from every rank: sums and counts by index,
+        reduced across ranks (a distributed sampler may give an example to two ranks; both computed it alike)."""
+        index = torch.cat([index for index, _ in self.test_nll]).long()
+        nll = torch.cat([nll for _, nll in self.test_nll]).double()
+        self.test_nll = []
+        sums = torch.zeros(size, dtype=torch.float64, device=nll.device).index_add_(0, index.to(nll.device), nll)
+        counts = torch.zeros_like(sums).index_add_(0, index.to(nll.device), torch.ones_like(nll))
+        return (reduce_sum(sums) / reduce_sum(counts)).float().cpu()

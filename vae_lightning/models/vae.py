@@ -199,8 +199,11 @@ class VAE(L.LightningModule):
         self.log_dict(self.pass_metrics.results("val"), prog_bar=True, **ALREADY_REDUCED)
 
     def on_test_epoch_end(self) -> None:
+        loaders = self.trainer.test_dataloaders
+        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+        n_examples = sum(len(loader.dataset) for loader in loaders)  # the examples' indices are 0..n-1
         metrics, self.test_details = self.pass_metrics.test_results(
-            self, lambda value: self.trainer.strategy.reduce(value, reduce_op="sum"))
+            self, n_examples, lambda value: self.trainer.strategy.reduce(value, reduce_op="sum"))
         self.log_dict(metrics, **ALREADY_REDUCED)
 
     # ----------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from vae_lightning.analysis.after_test import pictures_and_sample_quality
+from vae_lightning.analysis.dashboard import checkpoint_run, log_pictures, log_test_tables
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import datamodule_for
 from vae_lightning.models.build import load_model
@@ -27,7 +28,7 @@ def score_checkpoint(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]
     datamodule.setup()
     output_dir = Path(cfg.paths.output_dir)
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
-    with ddp_job():
+    with ddp_job(), checkpoint_run(run_cfg, cfg.ckpt_path, output_dir, "evaluate", {"eval": dict(cfg.eval)}) as run:
         trainer.validate(model, datamodule=datamodule, verbose=False)
         metrics = scalar_metrics(trainer.callback_metrics)
         trainer.test(model, datamodule=datamodule, verbose=False)
@@ -35,6 +36,10 @@ def score_checkpoint(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]
         metrics.update(pictures_and_sample_quality(cfg, model, datamodule, output_dir) or {})
         raise_if_nonfinite(metrics, f"in the evaluation of {cfg.ckpt_path}")
         write_scores(cfg, output_dir, metrics, model, datamodule.info)
+        if run is not None:
+            run.summary.update(metrics)
+            log_pictures(run, {f"final/{path.stem}": path for path in (output_dir / "pictures").glob("*.png")})
+            log_test_tables(run, model, *datamodule.splits["test"])
     return metrics, {"model": model, "datamodule": datamodule}
 
 

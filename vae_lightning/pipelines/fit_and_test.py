@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from vae_lightning.analysis.after_test import pictures_and_sample_quality
+from vae_lightning.analysis.dashboard import log_test_tables, record_training, wandb_identity, wandb_run
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import datamodule_for, describe_data
 from vae_lightning.loggers import finish_wandb_runs
@@ -63,7 +64,8 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     config = resolved_config(cfg)
     config["data_info"] = datamodule.info
-    config["run_info"] = {**run_info(cfg.seed, cfg.paths.root_dir), "started_from_checkpoint": cfg.get("ckpt_path")}
+    config["run_info"] = {**run_info(cfg.seed, cfg.paths.root_dir), "started_from_checkpoint": cfg.get("ckpt_path"),
+                          "wandb": wandb_identity(trainer.loggers)}
     model.run_config = config
     write_yaml(output_dir / "config.yaml", config)
     write_json(output_dir / "run_info.json", {**config["run_info"], "data": datamodule.info})
@@ -91,7 +93,10 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                 metrics.update(
                     pictures_and_sample_quality(cfg, trainer.lightning_module, datamodule, output_dir, trainer, clock) or {}
                 )
+                if wandb_run(trainer.loggers) is not None:
+                    log_test_tables(wandb_run(trainer.loggers), trainer.lightning_module, *datamodule.splits["test"])
             finish(trainer, output_dir, metrics, datamodule.info, clock.laps, cfg.eval)
+            record_training(trainer, metrics, config)
         failed = False
     finally:
         finish_wandb_runs(trainer.loggers, failed=failed)

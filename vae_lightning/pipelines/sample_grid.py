@@ -8,6 +8,7 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid
 
+from vae_lightning.analysis.dashboard import checkpoint_run, log_pictures
 from vae_lightning.analysis.latent_samplers import gmm_latents, training_encodings
 from vae_lightning.analysis.pictures import save_png
 from vae_lightning.console import log
@@ -35,4 +36,8 @@ def sample_grid(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_png(grid, path)
     log.info("Wrote %d samples to %s", cfg.n, path)
+    settings = {"n": cfg.n, "sampler": cfg.sampler, "seed": cfg.seed, "mean": cfg.mean, "file": path.name}
+    with checkpoint_run(run_cfg, cfg.ckpt_path, path.parent, "sample", settings) as run:
+        if run is not None:
+            log_pictures(run, {f"samples/{cfg.sampler}": path})
     return {}, {"images": images}

@@ -1,0 +1,124 @@
+"""What a W&B run holds, read back from the offline run files (no server): summaries that sort, checkpoints as
+artifacts with aliases and metadata, job types and groups linking evaluate and sample to their training run, the
+latent-dimension chart and the least-likely-digits table, and no W&B banner on the console."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import run_module
+from test_sweeps import wandb_records
+
+FAST = ["debug=fast", "eval.fid_samples=0"]
+
+
+def records(folder: Path) -> dict[str, list]:
+    """Every record of the one offline W&B run under ``folder/wandb``, by record type."""
+    from wandb.proto import wandb_internal_pb2
+
+    (run_file,) = folder.glob("wandb/offline-run-*/run-*.wandb")
+    by_type: dict[str, list] = {}
+    for payload in wandb_records(run_file):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        kind = record.WhichOneof("record_type")
+        by_type.setdefault(kind, []).append(getattr(record, kind))
+    return by_type
+
+
+def summary(found: dict[str, list]) -> dict[str, object]:
+    values = {}
+    for update in found.get("summary", []):
+        for item in update.update:
+            values[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return values
+
+
+def config(found: dict[str, list]) -> dict[str, object]:
+    return {item.key: json.loads(item.value_json) for record in found["run"] for item in record.config.update}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One training run with W&B offline, then evaluate and sample of its best checkpoint."""
+    cwd = tmp_path_factory.mktemp("dashboard")
+    result = run_module("vae_lightning.train", *FAST, cwd=cwd, as_typed=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (cwd / "outputs" / "runs").iterdir()
+    best = json.loads((run / "metrics.json").read_text())["best_checkpoint"]
+    evaluated = run_module("vae_lightning.evaluate", f"ckpt_path={best}", "eval.k=10", "eval.fid_samples=0",
+                           cwd=cwd, as_typed=True)
+    sampled = run_module("vae_lightning.sample", f"ckpt_path={best}", "sampler=gmm", "gmm_components=2",
+                         cwd=cwd, as_typed=True)
+    return run, best, result, evaluated, sampled
+
+
+def test_the_runs_table_sorts_by_the_best_val_loss_and_knows_its_epoch(trained):
+    run, best, *_ = trained
+    found = records(run)
+    metrics = {m.name or m.glob_name: m for m in found["metric"]}
+    assert metrics["val/loss"].summary.min and metrics["val/loss"].step_metric == "epoch"
+    assert metrics["val/*"].step_metric == "epoch" and metrics["*"].step_metric == "trainer/global_step"
+    values = summary(found)
+    saved = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert values["best/checkpoint"] == Path(best).name and values["best/epoch"] == 0  # debug=fast: one epoch
+    assert values["test/nll_iw"] == pytest.approx(saved["test/nll_iw"])
+    (record,) = found["run"]
+    assert record.job_type == "train" and record.run_group == run.name  # a single run is its own group
+
+
+def test_the_best_and_last_checkpoints_are_model_artifacts_with_aliases_and_metadata(trained):
+    run, best, *_ = trained
+    artifacts = [a for a in records(run)["artifact"] if a.type == "model"]
+    same_file = (run / "checkpoints" / "last.ckpt").resolve() == Path(best).resolve()  # last links to the best
+    assert len(artifacts) == (1 if same_file else 2), [list(a.aliases) for a in artifacts]
+    by_alias = {alias: artifact for artifact in artifacts for alias in artifact.aliases}  # the last logged wins
+    assert set(by_alias) == {"best", "latest"}
+    assert json.loads(by_alias["latest"].metadata)["file"] == "last.ckpt"
+    metadata = json.loads(by_alias["best"].metadata)
+    saved = json.loads((run / "metrics.json").read_text())
+    assert metadata["file"] == Path(best).name and by_alias["latest"].name == by_alias["best"].name
+    assert metadata["metrics"]["test/nll_iw"] == pytest.approx(saved["metrics"]["test/nll_iw"])
+    assert metadata["config"]["model"]["latent_dim"] == 20 and metadata["data"]["n_test"] == saved["data"]["n_test"]
+    assert [entry.path for entry in by_alias["best"].manifest.contents] == ["model.ckpt"]
+
+
+def test_the_latent_chart_and_the_least_likely_digits_table(trained):
+    run, *_ = trained
+    files = run.glob("wandb/offline-run-*/files/media/table/test/*.table.json")
+    tables = {re.sub(r"_\d+_[0-9a-f]+\.table\.json$", "", path.name): json.loads(path.read_text()) for path in files}
+    dims = tables["latent_dimensions_table"]  # the data of the bar chart test/latent_dimensions
+    saved = json.loads((run / "metrics.json").read_text())
+    assert dims["columns"] == ["dimension", "kl (nats)", "posterior-mean variance", "active"]
+    assert [row[1] for row in dims["data"]] == pytest.approx(saved["test_details"]["kl_per_dim"])
+    assert sum(row[3] for row in dims["data"]) == saved["metrics"]["test/active_units"]
+    least = tables["least_likely"]
+    assert least["columns"] == ["index", "label", "nll_iw (nats)", "image", "reconstruction"]
+    nll = [row[2] for row in least["data"]]
+    assert len(nll) == 32 and nll == sorted(nll, reverse=True)
+    assert nll[-1] > saved["metrics"]["test/nll_iw"]  # the least likely are above the mean
+
+
+def test_evaluate_and_sample_runs_join_their_training_run(trained):
+    run, best, _, evaluated, sampled = trained
+    assert evaluated.returncode == 0 and sampled.returncode == 0, evaluated.stderr[-2000:] + sampled.stderr[-2000:]
+    training_id = records(run)["run"][0].run_id
+    (evaluation,) = (run / "evaluations").iterdir()
+    for folder, job_type in ((evaluation, "evaluate"), (run / "samples", "sample")):
+        found = records(folder)
+        (record,) = found["run"]
+        assert (record.job_type, record.run_group) == (job_type, run.name)
+        settings = config(found)
+        assert settings["training_run"] == training_id and settings["checkpoint"] == str(Path(best).resolve())
+    values = summary(records(evaluation))
+    scores = json.loads((evaluation / "metrics.json").read_text())["metrics"]
+    assert values["test/nll_iw"] == pytest.approx(scores["test/nll_iw"]) and values["test/iw_samples"] == 10
+    assert any(key.startswith("final/samples/") for key in values)
+    assert any(key.startswith("samples/gmm/") for key in summary(records(run / "samples")))
+
+
+def test_no_wandb_banner_on_the_console(trained):
+    for result in trained[2:]:
+        assert "wandb:" not in result.stdout + result.stderr
