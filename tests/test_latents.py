@@ -9,8 +9,8 @@ import torch
 from torch.distributions import Normal
 
 from vae_lightning.errors import ConfigError
-from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
 from vae_lightning.models.latents.two_layer import TwoLayerLatents
+from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
 from vae_lightning.models.marginal_likelihood import importance_weighted_nll
 from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
 from vae_lightning.models.objectives.base import kl_terms
@@ -21,9 +21,9 @@ from vae_lightning.models.vae import VAE
 
 def two_layer_vae(d1: int = 3, d2: int = 2, image_shape=(1, 28, 28), **kwargs) -> VAE:
     torch.manual_seed(0)
-    model = VAE(encoder=partial(MLPEncoder, hidden_dims=(16,)), decoder=partial(MLPDecoder, hidden_dims=(16,)), likelihood=BernoulliLikelihood(), latent_dim=d1,
-                image_shape=image_shape, latents=lambda latent_dim: TwoLayerLatents(latent_dim, units=d2,
-                                                                                  hidden_dims=(8,)), **kwargs)
+    model = VAE(encoder=partial(MLPEncoder, hidden_dims=(16,)), decoder=partial(MLPDecoder, hidden_dims=(16,)),
+                likelihood=BernoulliLikelihood(), latent_dim=d1, image_shape=image_shape,
+                latents=partial(TwoLayerLatents, units=d2, hidden_dims=(8,)), **kwargs)
     return model.eval()
 
 
@@ -71,8 +71,8 @@ def test_each_layers_kl_and_their_sum():
 
 def test_the_importance_weighted_nll_matches_quadrature_of_both_layers():
     """On a 1 + 1-dimensional model of 4 Bernoulli pixels, -log p(x) = -log of the integral of
-    p(x|h1) p(h1|h2) p(h2) over a fine grid; the k = 200,000 estimate lands on it (within 0.01 nats), and k = 1 is the negative ELBO
-    at the same noise."""
+    p(x|h1) p(h1|h2) p(h2) over a fine grid; the k = 200,000 estimate lands on it (within 0.01 nats), and k = 1 is
+    the negative ELBO at the same noise."""
     model = two_layer_vae(d1=1, d2=1, image_shape=(1, 2, 2)).double()
     x = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.0]], dtype=torch.float64).view(2, 1, 2, 2)
     grid = torch.linspace(-9, 9, 1201, dtype=torch.float64)

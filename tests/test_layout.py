@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vae_lightning"
 #: layer of each top-level module or subpackage of vae_lightning (higher imports lower, never the reverse)
 LAYERS = {
     # entry points, and the command line they share
-    "train": 4, "evaluate": 4, "sample": 4, "report": 4, "command_line": 4,
+    "train": 4, "evaluate": 4, "sample": 4, "report": 4, "command_line": 4, "trained_model": 4,
     # what a command does
     "pipelines": 3,
     # components: the model and its parts, the data, callbacks, loggers, pictures and statistics

@@ -86,7 +86,9 @@ def test_two_by_two_sweep_writes_every_job_and_the_report(tmp_path):
     assert wandb_group(sweep) == sweep.name
     (table_file,) = sweep.glob("wandb/offline-run-*/files/media/table/sweep/report_*.table.json")
     table = json.loads(table_file.read_text())
-    assert table["columns"] == list(rows[0]) and table["data"] == [list(r.values()) for r in rows]
+    assert table["columns"] == [*rows[0], "model artifact"]
+    artifacts = [f"model-{json.loads((sweep / r['job'] / 'run_info.json').read_text())['wandb']['id']}:best" for r in rows]
+    assert table["data"] == [[*r.values(), artifact] for r, artifact in zip(rows, artifacts)]
 
 
 def test_a_failing_job_does_not_stop_the_sweep_and_the_sweep_exits_non_zero(tmp_path):

@@ -53,8 +53,9 @@ def wandb_logger(
 
     The run lives in ``save_dir/wandb``, job type ``train``. Its group is the sweep folder's name for a multirun
     job (tagged with its overrides), else the run folder's: the evaluate and sample runs of its checkpoints join
-    it. A resumed run (``run_id``) goes on in the same W&B run, tagged ``resumed``. ``log_checkpoints``: the best and last checkpoints become ``model`` artifacts at the end. If W&B cannot
-    start, training goes on without it (one warning).
+    it. A resumed run (``run_id``) goes on in the same W&B run, tagged ``resumed``. ``log_checkpoints``: the best
+    and last checkpoints become ``model`` artifacts at the end. If W&B cannot start, training goes on without it
+    (one warning).
     """
     mode = wandb_mode(mode)
     if mode == "disabled":

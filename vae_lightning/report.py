@@ -408,9 +408,12 @@ class SweepReportCallback(Callback):
         print(f"\nSweep report: {sweep_dir / 'report.md'}")
         wandb_cfg = config.get("logger", {}).get("wandb") if config.get("logger") else None
         if wandb_cfg is not None:
+            from vae_lightning.analysis.dashboard import model_artifact
             from vae_lightning.loggers import log_sweep_report
 
-            log_sweep_report(sweep_dir, wandb_cfg.get("project", "vae-lightning"), wandb_cfg.get("mode"), header, rows)
+            artifacts = [[*row, model_artifact(sweep_dir / row[0])] for row in rows]  # row[0]: the job's folder
+            log_sweep_report(sweep_dir, wandb_cfg.get("project", "vae-lightning"), wandb_cfg.get("mode"),
+                             [*header, "model artifact"], artifacts)
         not_completed = [row[0] for row in rows if row[header.index("status")] != "completed"]
         if not_completed:
             print(

@@ -2,6 +2,7 @@
 (offline too: ``wandb sync`` uploads them), the latent code per dimension, the least likely test digits, and the
 runs of ``evaluate`` and ``sample`` in their training run's group. Rank 0 only; a W&B failure is one warning."""
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -120,6 +121,17 @@ def log_pictures(run: Any, images: dict[str, Path]) -> None:
     import wandb
 
     run.log({key: wandb.Image(str(path)) for key, path in images.items()})
+
+
+def model_artifact(run_dir: Path) -> str:
+    """``model-<run id>:best``, the artifact a training run's best checkpoint went to, or '' (no W&B, or
+    ``logger.wandb.log_checkpoints=false``)."""
+    try:
+        identity = json.loads((run_dir / "run_info.json").read_text()).get("wandb")
+        logged = OmegaConf.select(OmegaConf.load(run_dir / "config.yaml"), "logger.wandb.log_checkpoints")
+    except (OSError, ValueError):
+        return ""
+    return f"model-{identity['id']}:best" if identity and logged else ""
 
 
 @contextmanager

@@ -1,0 +1,96 @@
+"""A trained model in one line, for notebooks and scripts: ``vae = vae_lightning.load("outputs/runs/<run>")``.
+
+The source may be a run folder (its best checkpoint), a checkpoint file, or a folder downloaded from a W&B ``model``
+artifact (it holds ``model.ckpt``). The model is rebuilt from the config stored in the checkpoint, by the same
+reader as ``evaluate`` and ``sample``, and bad sources are refused in one line (``ConfigError``).
+"""
+
+import json
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from vae_lightning.data.pixels import to_model_input
+from vae_lightning.errors import ConfigError
+from vae_lightning.models.build import load_model
+from vae_lightning.models.marginal_likelihood import importance_weighted_nll
+from vae_lightning.models.vae import VAE
+
+
+def checkpoint_in(source: str | Path) -> Path:
+    """The checkpoint a source names: the file itself, a run folder's best (else last) checkpoint, or the one
+    ``.ckpt`` file of a folder (a downloaded artifact)."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise ConfigError(f"load({str(source)!r}): no such file or folder; give a run folder, a .ckpt file or a "
+                          "downloaded model artifact folder")
+    best = json.loads((path / "metrics.json").read_text()).get("best_checkpoint") if (path / "metrics.json").is_file() else None
+    candidates = [Path(best)] if best and Path(best).is_file() else []
+    candidates += [path / "checkpoints" / "last.ckpt", *sorted(path.glob("*.ckpt"))]
+    found = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if found is None:
+        raise ConfigError(f"load({str(source)!r}): the folder holds no checkpoint (metrics.json's best_checkpoint, "
+                          "checkpoints/last.ckpt or a .ckpt file)")
+    return found
+
+
+class TrainedVAE:
+    """A trained VAE in eval mode. Images are (B, C, H, W): uint8 pixels (0..255, as the data sets store them) are
+    turned into the model's input the way its test set was (binarised with a fixed seed for a Bernoulli decoder,
+    dequantised for a density on [0, 1], ...); float images are taken as the model's input as they are."""
+
+    def __init__(self, model: VAE, config: DictConfig, checkpoint: Path) -> None:
+        self.model, self.config, self.checkpoint = model, config, checkpoint  # config: the run's resolved config
+        self.pixels = model.likelihood.pixels
+
+    def __repr__(self) -> str:
+        return f"TrainedVAE({self.checkpoint}, latent_dim={self.model.latent_dim}, pixels={self.pixels!r})"
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def to(self, device: str | torch.device) -> "TrainedVAE":
+        self.model.to(device)
+        return self
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's input for images x (see the class docstring)."""
+        if x.dtype == torch.uint8:
+            x = to_model_input(x, self.pixels, torch.Generator().manual_seed(0))
+        return x.to(self.device, torch.float32)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, mean: bool = True) -> torch.Tensor:
+        """n images decoded from z ~ p(z): the likelihood's mean (default) or a draw from it; (n, C, H, W)."""
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        return self.model.sample_images(n, mean=mean, generator=generator).cpu()
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of the encoder's Gaussian q(z|x) (of h1 with two stochastic layers), each (B, latent_dim)."""
+        mu, logvar = self.model.encode(self.inputs(x))
+        return mu.cpu(), logvar.cpu()
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """The likelihood's mean decoded at z = E[z|x]; (B, C, H, W)."""
+        return self.model.decode_images(self.model.encode(self.inputs(x))[0]).cpu()
+
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor, k: int = 1000) -> torch.Tensor:
+        """log p(x) per image in nats, estimated with k importance samples (the bound of ``test/nll_iw``, which
+        is its negative; divide by C*H*W*ln 2 for bits/dim); (B,)."""
+        if k < 1:
+            raise ConfigError(f"k={k} is not allowed; use an integer >= 1")
+        return -importance_weighted_nll(self.model, self.inputs(x), k, self.model.iw_chunk_elements).cpu()
+
+
+def load(source: str | Path, device: str | torch.device = "cpu") -> TrainedVAE:
+    """The trained model of a run folder, a checkpoint or a downloaded artifact folder, on ``device``."""
+    checkpoint = checkpoint_in(source)
+    model, config = load_model(checkpoint)
+    return TrainedVAE(model, config, checkpoint).to(device)
