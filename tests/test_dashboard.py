@@ -158,3 +158,22 @@ def test_a_trained_model_loads_in_one_line_from_each_kind_of_source(trained, tmp
     (tmp_path / "junk.ckpt").write_text("not a checkpoint")
     with pytest.raises(ConfigError, match="not a readable checkpoint"):
         vae_lightning.load(tmp_path / "junk.ckpt")
+
+
+def test_tensorboard_holds_the_settings_with_the_final_metrics(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run, *_ = trained
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    metric_names = {info.name.tag for info in experiment.metric_infos}
+    assert {"test/nll_iw", "val/loss", "test/active_units"} <= metric_names
+    assert session.hparams["model/latent_dim"].number_value == 20
+    assert session.hparams["likelihood/_target_"].string_value.endswith("BernoulliLikelihood")
+    saved = json.loads((run / "metrics.json").read_text())["metrics"]
+    (nll,) = events.Scalars("test/nll_iw")[-1:]
+    assert nll.value == pytest.approx(saved["test/nll_iw"])

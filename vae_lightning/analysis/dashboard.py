@@ -1,4 +1,4 @@
-"""What a W&B run holds beyond Lightning's metrics and images: the best epoch, checkpoints as ``model`` artifacts
+"""What a W&B run holds beyond Lightning's metrics and images (and TensorBoard's HParams view): the best epoch, checkpoints as ``model`` artifacts
 (offline too: ``wandb sync`` uploads them), the latent code per dimension, the least likely test digits, and the
 runs of ``evaluate`` and ``sample`` in their training run's group. Rank 0 only; a W&B failure is one warning."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.console import is_rank_zero, on_rank_zero
@@ -94,13 +94,20 @@ def log_checkpoints(run: Any, best: str, last: str, metadata: dict[str, Any]) ->
 
 
 @on_rank_zero
-@never_raises("the run's summary")
 def record_training(trainer, metrics: dict[str, float], config: dict[str, Any]) -> None:
-    """At the end of a training run: the epoch of the best checkpoint in the summary, and the checkpoints as
-    artifacts (unless ``logger.wandb.log_checkpoints`` is false)."""
-    logger = next((logger for logger in trainer.loggers if isinstance(logger, WandbLogger)), None)
-    callback = trainer.checkpoint_callback
-    if logger is None or callback is None:
+    """At the end of a training run: the settings with the final metrics in TensorBoard's HParams view; in W&B the
+    epoch of the best checkpoint, and the checkpoints as artifacts (unless ``logger.wandb.log_checkpoints=false``)."""
+    final = {name: value for name, value in metrics.items() if name.startswith(("val/", "test/"))}
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(config, metrics=final, step=trainer.global_step)
+        if isinstance(logger, WandbLogger):
+            record_wandb(logger, trainer.checkpoint_callback, final, config)
+
+
+@never_raises("the run's summary and checkpoints")
+def record_wandb(logger: WandbLogger, callback, final: dict[str, float], config: dict[str, Any]) -> None:
+    if callback is None:
         return
     run = logger.experiment
     best = callback.best_model_path
@@ -110,8 +117,7 @@ def record_training(trainer, metrics: dict[str, float], config: dict[str, Any]) 
         epoch = torch.load(best, map_location="cpu", weights_only=True, mmap=True)["epoch"]
         run.summary.update({"best/epoch": epoch, "best/checkpoint": Path(best).name})
     if getattr(logger, "log_checkpoints", True):
-        tested = {name: value for name, value in metrics.items() if name.startswith(("val/", "test/"))}
-        log_checkpoints(run, best, last, {"config": config, "metrics": tested, "data": config.get("data_info")})
+        log_checkpoints(run, best, last, {"config": config, "metrics": final, "data": config.get("data_info")})
 
 
 @on_rank_zero
