@@ -104,9 +104,10 @@ def uninterrupted_metrics(tmp_path_factory) -> dict[str, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signal_name,exit_code", [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("signal_name,exit_code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGUSR2", 140)])
 def test_a_signal_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupted_metrics, signal_name, exit_code):
-    """A real signal to a real run (Ctrl-C is SIGINT): both stop at a batch boundary and resume exactly."""
+    """A real signal to a real run (Ctrl-C is SIGINT; SIGUSR2 a cluster's warning, here without submitit to requeue
+    the job): each stops at a batch boundary and resumes exactly."""
     stopped = run_module(
         "vae_lightning.train", *QUICK, "trainer.max_epochs=3", f"paths.log_dir={tmp_path / 'stopped'}",
         "+callbacks.fault._target_=fault_injection.SendSignalAtStep", "+callbacks.fault.step=40",
@@ -165,3 +166,27 @@ def test_training_goes_on_when_wandb_cannot_start(tmp_path):
     (run,) = (tmp_path / "runs").iterdir()
     assert (run / "csv" / "metrics.csv").exists() and (run / "metrics.json").exists()
     assert "W&B (offline)" not in result.stdout
+
+
+@pytest.mark.slow
+def test_a_submitit_job_stopped_by_its_time_limit_is_requeued_and_ends_like_an_uninterrupted_run(tmp_path):
+    """submitit's local executor sends SIGUSR2 30 s before its 1-minute limit and requeues the job into its own
+    folder: each attempt saves interrupted.ckpt at the signal, the next continues from it, and the job ends with
+    the metrics of the same run never stopped."""
+    settings = [*QUICK, "trainer.max_epochs=30", "model.latent_dim=5"]
+    full = run_module("vae_lightning.train", *settings, f"paths.log_dir={tmp_path / 'full'}")
+    assert full.returncode == 0, full.stderr[-2000:]
+    result = run_module("vae_lightning.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=1",
+                        "+hydra.launcher.max_num_timeout=8", *settings, cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
+    job = sweep / "0"
+    logs = "".join(path.read_text() for path in sweep.glob(".submitit/*/*_log.*"))
+    assert logs.count("requeued after SIGUSR2: continuing from") >= 1, logs[-3000:]
+    assert json.loads((job / "status.json").read_text())["status"] == "completed"
+    got, expected = json.loads((job / "metrics.json").read_text())["metrics"], final_metrics(tmp_path / "full")
+    for name in ("val/loss", "val/kl", "test/loss", "test/kl", "test/recon", "test/nll_iw"):
+        assert got[name] == pytest.approx(expected[name], rel=1e-5), name
+    assert json.loads((job / "run_info.json").read_text())["started_from_checkpoint"] == str(
+        job / "checkpoints" / "interrupted.ckpt")
+    assert not list(job.glob("checkpoints/last-v*.ckpt"))  # one lineage in one folder, not a fresh start beside it

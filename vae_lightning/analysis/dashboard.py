@@ -1,6 +1,7 @@
-"""What a W&B run holds beyond Lightning's metrics and images (and TensorBoard's HParams view): the best epoch, checkpoints as ``model`` artifacts
-(offline too: ``wandb sync`` uploads them), the latent code per dimension, the least likely test digits, and the
-runs of ``evaluate`` and ``sample`` in their training run's group. Rank 0 only; a W&B failure is one warning."""
+"""What a W&B run holds beyond Lightning's metrics and images (and TensorBoard's HParams view): the best epoch,
+checkpoints as ``model`` artifacts (offline too: ``wandb sync`` uploads them), the latent code per dimension, the
+least likely test digits, and the runs of ``evaluate`` and ``sample`` in their training run's group. Rank 0 only;
+a W&B failure is one warning."""
 
 import json
 from collections.abc import Iterator

@@ -1,5 +1,5 @@
-"""Ctrl-C or SIGTERM: stop at the next batch boundary, save where training was, so ``resume=RUN_DIR``
-continues exactly."""
+"""Ctrl-C, SIGTERM or a cluster's SIGUSR1/SIGUSR2: stop at the next batch boundary, save where training was, so
+``resume=RUN_DIR`` (or a requeued job) continues exactly."""
 
 import signal
 from pathlib import Path
@@ -10,39 +10,51 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vae_lightning.console import log
 from vae_lightning.runs.resume import INTERRUPTED_CHECKPOINT
-from vae_lightning.runs.stop_signals import mark_training, note_signal, received_signal
+from vae_lightning.runs.stop_signals import (
+    PREEMPTION_SIGNALS,
+    mark_training,
+    note_signal,
+    received_signal,
+    requeue_handlers,
+)
 
 
 class CheckpointOnInterrupt(L.Callback):
-    """Ctrl-C during fit takes SIGTERM's path: Lightning's stop flag is set and the loop stops after the batch
-    it is in (a second Ctrl-C stops at once). On that stop write ``<dirpath>/interrupted.ckpt`` (full training
+    """Ctrl-C, SIGUSR1 or SIGUSR2 during fit take SIGTERM's path: Lightning's stop flag is set and the loop stops
+    after the batch it is in (a second signal stops at once). On that stop write ``<dirpath>/interrupted.ckpt`` (full training
     state: epoch, batches done, optimizer, RNG) and say how to resume."""
 
     def __init__(self, dirpath: str, run_dir: str) -> None:
         self.dirpath, self.run_dir = Path(dirpath), run_dir
-        self._trainer: L.Trainer | None = None  # the running fit, for the SIGINT handler
-        self._previous_handler = None
+        self._trainer: L.Trainer | None = None  # the running fit, for the signal handlers
+        self._previous_handlers: dict[int, object] = {}
 
-    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if received_signal() is not None:
             raise KeyboardInterrupt
-        note_signal("SIGINT")
-        log.info("Ctrl-C: stopping after this batch (press Ctrl-C again to stop at once)")
+        name = signal.Signals(signum).name
+        note_signal(name)
+        reason = "Ctrl-C" if name == "SIGINT" else f"{name} (the cluster's time limit or a preemption)"
+        log.info("%s: stopping after this batch%s", reason, " (press Ctrl-C again to stop at once)" * (name == "SIGINT"))
         self._trainer._signal_connector.received_sigterm = True
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._trainer = trainer
         mark_training(True)
-        try:
-            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
-        except ValueError:  # not the main thread: keep Python's KeyboardInterrupt
-            self._previous_handler = None
+        for signum in (signal.SIGINT, *(signal.Signals[name] for name in PREEMPTION_SIGNALS)):
+            try:
+                previous = signal.signal(signum, self._on_signal)
+            except ValueError:  # not the main thread: keep Python's KeyboardInterrupt
+                continue
+            self._previous_handlers[signum] = previous
+            if signum != signal.SIGINT and callable(previous):  # submitit's: it requeues the job
+                requeue_handlers[signum.name] = previous
 
     def _restore_handler(self) -> None:
         mark_training(False)
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)
-            self._previous_handler = None
+        for signum, previous in self._previous_handlers.items():
+            signal.signal(signum, previous)
+        self._previous_handlers = {}
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_handler()

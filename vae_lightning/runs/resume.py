@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vae_lightning.console import log
 from vae_lightning.errors import ConfigError
 from vae_lightning.runs.run_folder import LIVE, read_status
+from vae_lightning.runs.stop_signals import PREEMPTION_SIGNALS
 
 #: the checkpoint written on Ctrl-C or SIGTERM (callbacks/checkpoint_on_interrupt.py)
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
@@ -150,6 +151,24 @@ def apply_resume(cfg: DictConfig) -> None:
     with open_dict(cfg):
         cfg.ckpt_path = str(checkpoint)
         cfg.resumed_from = {"run_dir": str(run_dir.resolve()), "checkpoint": str(checkpoint.resolve())}
+        run_id = wandb_run_id(run_dir)
+        if run_id and OmegaConf.select(cfg, "logger.wandb") is not None:
+            cfg.logger.wandb.run_id = run_id
+
+
+def continue_after_preemption(cfg: DictConfig) -> None:
+    """A job started again in its own folder after a cluster's signal stopped it (submitit's requeue) continues
+    from the checkpoint taken at the signal, its W&B run included; anything else starts as configured."""
+    run_dir = Path(cfg.paths.output_dir)
+    status = read_status(run_dir)
+    checkpoint = run_dir / "checkpoints" / INTERRUPTED_CHECKPOINT
+    if status["status"] != "interrupted" or status.get("error") not in PREEMPTION_SIGNALS or not checkpoint.is_file():
+        return
+    log.info("requeued after %s: continuing from %s", status["error"], checkpoint)
+    with open_dict(cfg):
+        cfg.ckpt_path = str(checkpoint)
+        cfg.resumed_from = {"run_dir": str(run_dir.resolve()), "checkpoint": str(checkpoint.resolve()),
+                            "after": status["error"]}
         run_id = wandb_run_id(run_dir)
         if run_id and OmegaConf.select(cfg, "logger.wandb") is not None:
             cfg.logger.wandb.run_id = run_id

@@ -1,18 +1,30 @@
-"""Ctrl-C (SIGINT) and SIGTERM: one path, whatever the run is doing.
+"""Ctrl-C (SIGINT), SIGTERM and a cluster's warning signals (SIGUSR1, SIGUSR2): one path, whatever the run is doing.
 
 During training both only set Lightning's stop flag (``callbacks/checkpoint_on_interrupt.py`` marks those
 moments with :func:`mark_training`), so the loop stops at the next batch boundary, saves ``interrupted.ckpt`` and
 resumes exactly. Anywhere else (validation and test passes, pictures, ``evaluate``, ``sample``), and on a second
 signal, the run stops at once. Either way this module remembers which signal it was, so the exit code (130 / 143)
 and ``status.json`` say so. Importable without torch or Lightning.
+
+SIGUSR1 and SIGUSR2 are what SLURM (``--signal``) and submitit send before a time limit or a preemption. During
+training they take the same path (``interrupted.ckpt`` at the batch boundary); the handler that was there before
+(submitit's, which requeues the job) is kept in :data:`requeue_handlers` and called once the checkpoint is saved.
+A requeued job finds its folder interrupted by one of them and continues from that checkpoint
+(``runs/resume.continue_after_preemption``).
 """
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 #: exit codes after an interruption (128 + signal number, as shells report them)
-INTERRUPTED_EXIT = {"SIGTERM": 143, "SIGINT": 130}
+INTERRUPTED_EXIT = {"SIGTERM": 143, "SIGINT": 130, "SIGUSR1": 138, "SIGUSR2": 140}
+#: the signals a cluster sends before a time limit or a preemption
+PREEMPTION_SIGNALS = ("SIGUSR1", "SIGUSR2")
+#: the handlers found for those signals (submitit's requeue), by signal name
+requeue_handlers: dict[str, Callable[[int, FrameType | None], Any]] = {}
 
 _received: list[str] = []
 _training = threading.Event()
@@ -48,3 +60,11 @@ def stop_on_signals() -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _stop)
+
+
+def requeue_after(name: str) -> None:
+    """Hand a preemption signal on to the handler that was installed before this package's (submitit's checkpoint
+    and requeue, which exits), if there was one; else return."""
+    handler = requeue_handlers.get(name)
+    if handler is not None:
+        handler(signal.Signals[name].value, None)

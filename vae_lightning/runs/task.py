@@ -14,8 +14,9 @@ from omegaconf import DictConfig
 
 from vae_lightning.console import is_rank_zero, log
 from vae_lightning.errors import USER_ERRORS
+from vae_lightning.runs.resume import continue_after_preemption
 from vae_lightning.runs.run_folder import write_status
-from vae_lightning.runs.stop_signals import INTERRUPTED_EXIT, received_signal, stop_on_signals
+from vae_lightning.runs.stop_signals import INTERRUPTED_EXIT, received_signal, requeue_after, stop_on_signals
 
 #: exit code for a USER_ERRORS failure
 USER_ERROR_EXIT = 2
@@ -59,6 +60,7 @@ def run_task(task: Callable[[DictConfig], tuple[dict[str, float], Any]], cfg: Di
     line naming the error and its ``error.txt`` (the traceback), and the sweep goes on.
     """
     output_dir = Path(cfg.paths.output_dir)
+    continue_after_preemption(cfg)  # a requeued job: from the checkpoint its folder took at the signal
     write_status(output_dir, "running")
     stop_on_signals()
     try:
@@ -74,6 +76,7 @@ def run_task(task: Callable[[DictConfig], tuple[dict[str, float], Any]], cfg: Di
             raise
         write_status(output_dir, "interrupted", signal_name)
         print(f"interrupted ({signal_name}); the run folder {output_dir} keeps its checkpoints", file=sys.stderr)
+        requeue_after(signal_name)  # submitit's requeue, after a cluster's signal: the job continues from here
         sys.exit(INTERRUPTED_EXIT[signal_name])
     except Exception as err:
         user_error = user_error_in(err)
