@@ -5,16 +5,20 @@ Every value (each value of a sweep) is checked by the rules of ``vae_lightning.r
 annotations, and :data:`SETTINGS` for the keys outside any component. Anything that cannot work is one line, exit 2.
 """
 
+import atexit
 import difflib
 import importlib
 import importlib.resources
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
+from vae_lightning.console import is_rank_zero
 from vae_lightning.errors import ConfigError
 from vae_lightning.resolvers import register_resolvers
 from vae_lightning.rules import PACKAGE, Count, NonNegativeInt, Positive, Seed, check_section, check_value
@@ -310,6 +314,17 @@ def preflight(argv: list[str], config_name: str) -> list[str]:
         raise SystemExit(2) from None
 
 
+def folder_of_another_rank(argv: list[str]) -> list[str]:
+    """Overrides for a process of a multi-node run that is not global rank 0 and was started beside it (on another
+    node, by torchrun or srun) rather than by Lightning, which names rank 0's folder: such a process writes
+    nothing, so its Hydra folder is a temporary one, removed when it ends, and not a stray run folder."""
+    if is_rank_zero() or any(arg.startswith("hydra.run.dir=") for arg in argv):
+        return []
+    folder = tempfile.mkdtemp(prefix="vae_lightning_other_rank_")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return [f"hydra.run.dir={folder}", "hydra.output_subdir=null"]
+
+
 def run_entry_point(config_name: str) -> None:
     """``python -m vae_lightning.<config_name>``: check the command line, then run the pipeline under Hydra (each
     job of a sweep through :func:`~vae_lightning.runs.task.run_task`)."""
@@ -318,7 +333,7 @@ def run_entry_point(config_name: str) -> None:
     from vae_lightning.runs.task import run_task
 
     register_resolvers()
-    sys.argv[1:] = preflight(sys.argv[1:], config_name)
+    sys.argv[1:] = preflight(sys.argv[1:], config_name) + folder_of_another_rank(sys.argv[1:])
     module, _, function = ENTRY_POINTS[config_name].partition(":")
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)

@@ -23,7 +23,8 @@ def is_rank_zero() -> bool:
     if "lightning.pytorch" in sys.modules:
         from lightning.pytorch.utilities import rank_zero_only
 
-        return rank_zero_only.rank == 0
+        # Lightning learns the rank of a process on another node (NODE_RANK > 0) only when training starts
+        return rank_zero_only.rank == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
     return all(int(os.environ.get(variable, 0)) == 0 for variable in ("RANK", "NODE_RANK", "LOCAL_RANK", "SLURM_PROCID"))
 
 
