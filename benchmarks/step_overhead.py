@@ -1,6 +1,6 @@
 """Per-step overhead of the project's training step against a hand-written loop, at small batches.
 
-    .venv/bin/python benchmarks/step_overhead.py [--reps 3] [--threads 1 2] [--profile]
+    .venv/bin/python benchmarks/step_overhead.py [--reps 3] [--threads 1 2] [--device cpu|cuda] [--profile]
 
 Two rows, each on full MNIST at batch 20, 1 and 2 torch threads, the methods interleaved over ``--reps``
 repetitions (median reported), every measurement in its own process:
@@ -42,7 +42,7 @@ SETUPS = {
 }
 
 
-def plain_loop(setup: str) -> dict:
+def plain_loop(setup: str, device: str = "cpu") -> dict:
     """The floor: in-memory uint8 images, a permutation, indexing, dynamic binarisation, analytic KL, fused Adam."""
     from bench import vae_step
 
@@ -51,24 +51,31 @@ def plain_loop(setup: str) -> dict:
     from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
 
     hidden, latent, activation = SETUPS[setup][1]
-    images = load_digits("mnist", DATA_DIR, source="auto", download=False).train_images.unsqueeze(1)
+    images = load_digits("mnist", DATA_DIR, source="auto", download=False).train_images.unsqueeze(1).to(device)
     torch.manual_seed(0)
-    encoder = MLPEncoder((1, 28, 28), latent, hidden, activation=activation)
-    decoder = MLPDecoder((1, 28, 28), latent, 1, hidden, activation=activation)
+    encoder = MLPEncoder((1, 28, 28), latent, hidden, activation=activation).to(device)
+    decoder = MLPDecoder((1, 28, 28), latent, 1, hidden, activation=activation).to(device)
     likelihood = BernoulliLikelihood()
     optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3, fused=True)
     seconds = []
     for _ in range(2):
-        order = torch.randperm(len(images))[: STEPS * BATCH].split(BATCH)
+        order = torch.randperm(len(images), device=device)[: STEPS * BATCH].split(BATCH)
+        synchronize(device)
         started = time.perf_counter()
         for index in order:
             vae_step(encoder, decoder, likelihood, optimizer, torch.bernoulli(images[index].float() / 255))
+        synchronize(device)
         seconds.append(time.perf_counter() - started)
     return {"step_seconds": seconds[-1] / STEPS}
 
 
-def project_overrides(setup: str, work: Path, clock: Path) -> list[str]:
-    return [
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def project_overrides(setup: str, work: Path, clock: Path, device: str = "cpu") -> list[str]:
+    return [*(["trainer=gpu"] if device == "cuda" else []),
         *SETUPS[setup][0], f"data.batch_size={BATCH}", "trainer.max_epochs=2", f"+trainer.limit_train_batches={STEPS}",
         "+trainer.limit_val_batches=1", "test=false", "logger=local", f"paths.log_dir={work}",
         "+callbacks.bench_clock._target_=bench_clock.TrainingClock", f"+callbacks.bench_clock.path={clock}",
@@ -80,17 +87,18 @@ def environment(threads: int) -> dict:
             "PYTHONPATH": str(BENCHMARKS), "VAE_LIGHTNING_DATA_DIR": str(DATA_DIR)}
 
 
-def measure(method: str, setup: str, threads: int, work: Path, extra: tuple[str, ...] = ()) -> float:
+def measure(method: str, setup: str, threads: int, work: Path, device: str = "cpu") -> float:
     """Seconds per training step, in a fresh process."""
     if method == "plain":
-        out = subprocess.run([sys.executable, __file__, "--child", setup], cwd=ROOT, env=environment(threads),
+        out = subprocess.run([sys.executable, __file__, "--child", setup, "--device", device], cwd=ROOT,
+                             env=environment(threads),
                              capture_output=True, text=True)
         lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if out.returncode or not lines:
             raise SystemExit(f"plain {setup} failed:\n{out.stderr[-3000:]}")
         return json.loads(lines[-1].removeprefix("RESULT "))["step_seconds"]
     clock = work / f"clock_{time.time_ns()}.json"
-    out = subprocess.run([sys.executable, "-m", "vae_lightning.train", *project_overrides(setup, work, clock), *extra],
+    out = subprocess.run([sys.executable, "-m", "vae_lightning.train", *project_overrides(setup, work, clock, device)],
                          cwd=ROOT, env=environment(threads), capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"project {setup} failed:\n{out.stderr[-3000:]}")
@@ -123,11 +131,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(plain_loop(args.child)))
+        print("RESULT " + json.dumps(plain_loop(args.child, args.device)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -139,8 +148,10 @@ def main() -> None:
             for threads in args.threads:
                 for setup in SETUPS:
                     for method in ("plain", "project"):
-                        results.setdefault((setup, method, threads), []).append(measure(method, setup, threads, work))
+                        results.setdefault((setup, method, threads), []).append(
+                            measure(method, setup, threads, work, args.device))
             print(f"rep {rep + 1}/{args.reps} done", flush=True)
+    print(f"device: {args.device}")
     lines = ["| row | threads | plain loop | project | result | goal |", "|---|---:|---:|---:|---:|---|"]
     for threads in args.threads:
         plain, project = (statistics.median(results[("tiny", m, threads)]) * 1e3 for m in ("plain", "project"))
