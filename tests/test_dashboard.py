@@ -36,7 +36,9 @@ def summary(found: dict[str, list]) -> dict[str, object]:
 
 
 def config(found: dict[str, list]) -> dict[str, object]:
-    return {item.key: json.loads(item.value_json) for record in found["run"] for item in record.config.update}
+    """The run's config: what its run record started with, updated by its config records."""
+    updates = [*(record.config for record in found["run"]), *found.get("config", [])]
+    return {item.key: json.loads(item.value_json) for update in updates for item in update.update}
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +179,14 @@ def test_tensorboard_holds_the_settings_with_the_final_metrics(trained):
     saved = json.loads((run / "metrics.json").read_text())["metrics"]
     (nll,) = events.Scalars("test/nll_iw")[-1:]
     assert nll.value == pytest.approx(saved["test/nll_iw"])
+
+
+def test_a_resumed_run_continues_its_wandb_run_and_says_so(trained, tmp_path):
+    run, *_ = trained
+    resumed = run_module("vae_lightning.train", f"resume={run}", "trainer.max_epochs=2", cwd=tmp_path, as_typed=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    (new_run,) = (tmp_path / "outputs" / "runs").iterdir()
+    before, after = records(run)["run"][0], records(new_run)["run"][0]
+    assert after.run_id == before.run_id and "resumed" in after.tags and "resumed" not in before.tags
+    assert config(records(new_run))["resumed_from"]["run_dir"] == str(run.resolve())
+    assert "wandb:" not in resumed.stdout + resumed.stderr
