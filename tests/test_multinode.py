@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import run_module
 
 pytestmark = pytest.mark.slow  # two processes of a real DDP run (gloo), then an evaluation
