@@ -10,6 +10,7 @@ import pytest
 from conftest import run_module
 from test_sweeps import wandb_records
 
+pytestmark = pytest.mark.slow  # a training run, its evaluation and samples, as typed (about a minute): CI runs them
 FAST = ["debug=fast", "eval.fid_samples=0"]
 
 

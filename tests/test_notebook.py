@@ -2,10 +2,12 @@
 
 
 import nbformat
+import pytest
 from conftest import ROOT, run_module
 from nbclient import NotebookClient
 
 NOTEBOOK = ROOT / "docs" / "load_a_trained_model.ipynb"
+pytestmark = pytest.mark.slow  # a short run, then a kernel: about 20 s (CI runs it)
 
 
 def test_the_notebook_runs_and_shows_its_pictures(tmp_path):

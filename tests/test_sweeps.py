@@ -41,8 +41,8 @@ def wandb_records(path: Path):
             yield pending + payload
 
 
-def wandb_group(job_dir: Path) -> str:
-    """The group recorded in a job's offline W&B run file, read back from the file itself."""
+def wandb_group(job_dir: Path, job_type: str = "train") -> str:
+    """The group recorded in a job's offline W&B run file, read back from the file itself (its job type checked)."""
     from wandb.proto import wandb_internal_pb2
 
     (run_file,) = job_dir.glob("wandb/offline-run-*/run-*.wandb")
@@ -50,6 +50,7 @@ def wandb_group(job_dir: Path) -> str:
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
         if record.WhichOneof("record_type") == "run":
+            assert record.run.job_type == job_type, (run_file, record.run.job_type)
             return record.run.run_group
     raise AssertionError(f"no run record in {run_file}")
 
@@ -57,7 +58,7 @@ def wandb_group(job_dir: Path) -> str:
 def test_two_by_two_sweep_writes_every_job_and_the_report(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", *FAST, "model.latent_dim=2,3", "likelihood=bernoulli,gaussian",
-        cwd=tmp_path,
+        cwd=tmp_path, as_typed=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = only_sweep(tmp_path)
@@ -71,6 +72,7 @@ def test_two_by_two_sweep_writes_every_job_and_the_report(tmp_path):
     for name in ("report.md", "report_nll.png", "report_test_kl.png", "report_samples.png"):
         assert (sweep / name).stat().st_size > 0, name
     assert "4 jobs, 4 completed, 0 failed" in result.stdout
+    assert "wandb:" not in result.stdout + result.stderr  # the jobs' runs and the report's: no W&B banner
     # ranked only within what each likelihood is a probability of, best first
     assert [r["compared as"] for r in rows] == ["binarised images", "8-bit images"] * 2
     for group, metric in (("binarised images", "test/nll_iw"), ("8-bit images", "test/bits_per_dim")):
@@ -83,7 +85,7 @@ def test_two_by_two_sweep_writes_every_job_and_the_report(tmp_path):
     assert "Bernoulli models the binarised test images, a different data set" in report
     # W&B: all runs of the sweep share a group named after the sweep folder; the report is a table there too
     assert {wandb_group(sweep / str(job)) for job in range(4)} == {sweep.name}
-    assert wandb_group(sweep) == sweep.name
+    assert wandb_group(sweep, job_type="sweep-report") == sweep.name
     (table_file,) = sweep.glob("wandb/offline-run-*/files/media/table/sweep/report_*.table.json")
     table = json.loads(table_file.read_text())
     assert table["columns"] == [*rows[0], "model artifact"]
