@@ -3,6 +3,7 @@
 
 import os
 import signal
+import time
 
 import lightning as L
 import torch
@@ -52,3 +53,14 @@ class SendSignalInTestPass(L.Callback):
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         os.kill(os.getpid(), self.signal)
+
+
+class SleepEachStep(L.Callback):
+    """Sleep ``seconds`` after every training batch: a run long enough in wall time, whatever the machine's speed
+    (nothing it does changes the numbers)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        time.sleep(self.seconds)

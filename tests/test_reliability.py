@@ -173,11 +173,14 @@ def test_a_submitit_job_stopped_by_its_time_limit_is_requeued_and_ends_like_an_u
     """submitit's local executor sends SIGUSR2 30 s before its 1-minute limit and requeues the job into its own
     folder: each attempt saves interrupted.ckpt at the signal, the next continues from it, and the job ends with
     the metrics of the same run never stopped."""
-    settings = [*QUICK, "trainer.max_epochs=30", "model.latent_dim=5"]
+    settings = [*QUICK, "trainer.max_epochs=20", "model.latent_dim=5"]
     full = run_module("vae_lightning.train", *settings, f"paths.log_dir={tmp_path / 'full'}")
     assert full.returncode == 0, full.stderr[-2000:]
+    # 20 epochs of 29 steps, 0.08 s asleep after each: about 50 s of training on any machine, so the signal at 30 s
+    # always comes during training, and two or three attempts finish it
+    slow = ["+callbacks.slow._target_=fault_injection.SleepEachStep", "+callbacks.slow.seconds=0.08"]
     result = run_module("vae_lightning.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=1",
-                        "+hydra.launcher.max_num_timeout=8", *settings, cwd=tmp_path, timeout=900)
+                        "+hydra.launcher.max_num_timeout=8", *settings, *slow, cwd=tmp_path, env=FAULTS, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
     job = sweep / "0"
