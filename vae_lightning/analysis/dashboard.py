@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.console import is_rank_zero, on_rank_zero
 from vae_lightning.loggers import start_wandb_run, wandb_mode, warn_wandb
+from vae_lightning.models.latent_statistics import ACTIVE_UNIT_THRESHOLD
 
 #: rows of the least-likely-digits table
 LEAST_LIKELY_ROWS = 32
@@ -53,13 +54,16 @@ def wandb_identity(loggers: list) -> dict[str, str] | None:
 @never_raises("the latent code and the least likely digits")
 def log_test_tables(run: Any, model, test_x: torch.Tensor, test_y: torch.Tensor) -> None:
     """The latent code per dimension (a bar chart of its KL, or of Cov_x E[z] where the KL has no closed form) and a
-    table of the test digits the model finds least likely, with their reconstructions and nll_iw."""
+    table of the test digits the model finds least likely, with their reconstructions and nll_iw. Nothing without
+    a W&B run (``run`` None)."""
+    if run is None:
+        return
     import wandb
 
     details = model.test_details
     variances = details["mu_variance_per_dim"]
     kl = details.get("kl_per_dim")
-    rows = [[d, kl[d] if kl else None, v, v > 1e-2] for d, v in enumerate(variances)]
+    rows = [[d, kl[d] if kl else None, v, v > ACTIVE_UNIT_THRESHOLD] for d, v in enumerate(variances)]
     table = wandb.Table(columns=["dimension", "kl (nats)", "posterior-mean variance", "active"], data=rows)
     value, title = ("kl (nats)", "KL per latent dimension (nats)") if kl else (
         "posterior-mean variance", "Cov_x E[z] per latent dimension (active above 0.01)")

@@ -26,3 +26,10 @@ def gmm_latents(encodings: torch.Tensor, n: int, components: int, seed: int = 0)
     z, _ = mixture.sample(n)  # grouped by component
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return torch.as_tensor(z, dtype=torch.float32)[order]
+
+
+def posterior_mixture_latents(model, datamodule, n: int, components: int, seed: int = 0) -> torch.Tensor:
+    """``n`` latents from a ``components``-component Gaussian mixture fitted to the encodings of the data
+    module's training images."""
+    encodings = training_encodings(model, datamodule.splits["train"][0], datamodule.pixel_mode)
+    return gmm_latents(encodings, n, components, seed)

@@ -36,4 +36,9 @@ class LatentStatistics:
         details = {"mu_variance_per_dim": (sums["mu_sq"] / count - mu_mean.pow(2)).tolist()}
         if "kl_per_dim" in sums:  # priors with a closed-form KL
             details["kl_per_dim"] = (sums["kl_per_dim"] / count).tolist()
-        return details, float(sum(v > ACTIVE_UNIT_THRESHOLD for v in details["mu_variance_per_dim"]))
+        return details, active_units(details["mu_variance_per_dim"])
+
+
+def active_units(variances: list[float]) -> float:
+    """How many of these Cov_x(E_q[z_u]) exceed :data:`ACTIVE_UNIT_THRESHOLD`."""
+    return float(sum(v > ACTIVE_UNIT_THRESHOLD for v in variances))

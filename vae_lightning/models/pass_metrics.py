@@ -16,7 +16,7 @@ from torch import nn
 
 from vae_lightning.models.diagonal_normal import PerExampleNoise
 from vae_lightning.models.epoch_means import EpochMeans
-from vae_lightning.models.latent_statistics import ACTIVE_UNIT_THRESHOLD, LatentStatistics
+from vae_lightning.models.latent_statistics import LatentStatistics, active_units
 from vae_lightning.models.marginal_likelihood import importance_weighted_nll
 
 
@@ -61,7 +61,7 @@ class PassMetrics(nn.Module):
         if model.layered:  # per layer, as Burda et al. count them ("16+5")
             variances = details["mu_variance_per_dim"]
             for layer, values in (("1", variances[: model.latent_dim]), ("2", variances[model.latent_dim:])):
-                metrics[f"test/active_units_{layer}"] = float(sum(v > ACTIVE_UNIT_THRESHOLD for v in values))
+                metrics[f"test/active_units_{layer}"] = active_units(values)
         metrics.update(model.likelihood.data_scores(float(metrics["test/nll_iw"]), math.prod(model.image_shape)))
         return metrics, details
 

@@ -93,8 +93,7 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                 metrics.update(
                     pictures_and_sample_quality(cfg, trainer.lightning_module, datamodule, output_dir, trainer, clock) or {}
                 )
-                if wandb_run(trainer.loggers) is not None:
-                    log_test_tables(wandb_run(trainer.loggers), trainer.lightning_module, *datamodule.splits["test"])
+                log_test_tables(wandb_run(trainer.loggers), trainer.lightning_module, *datamodule.splits["test"])
             finish(trainer, output_dir, metrics, datamodule.info, clock.laps, cfg.eval)
             record_training(trainer, metrics, config)
         failed = False

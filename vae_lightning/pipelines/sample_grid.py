@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from torchvision.utils import make_grid
 
 from vae_lightning.analysis.dashboard import checkpoint_run, log_pictures
-from vae_lightning.analysis.latent_samplers import gmm_latents, training_encodings
+from vae_lightning.analysis.latent_samplers import posterior_mixture_latents
 from vae_lightning.analysis.pictures import save_png
 from vae_lightning.console import log
 from vae_lightning.data.datamodule import datamodule_for
@@ -27,8 +27,8 @@ def sample_grid(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.sampler == "gmm":
         datamodule = datamodule_for(run_cfg.data, model.likelihood.pixels)
         datamodule.setup()
-        encodings = training_encodings(model, datamodule.splits["train"][0], datamodule.pixel_mode)
-        images = model.decode_images(gmm_latents(encodings, cfg.n, cfg.gmm_components, cfg.seed), mean=cfg.mean)
+        z = posterior_mixture_latents(model, datamodule, cfg.n, cfg.gmm_components, cfg.seed)
+        images = model.decode_images(z, mean=cfg.mean)
     else:
         images = model.sample_images(cfg.n, mean=cfg.mean)
     grid = make_grid(images.clamp(0, 1), nrow=cfg.nrow or math.ceil(math.sqrt(cfg.n)), padding=2, pad_value=1.0)

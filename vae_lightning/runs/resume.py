@@ -147,10 +147,15 @@ def apply_resume(cfg: DictConfig) -> None:
     if cfg.get("ckpt_path"):
         raise ConfigError(RESUME_WITH_CHECKPOINT)
     check_unchanged(cfg, run_dir)
-    checkpoint = newest_checkpoint(run_dir)
+    continue_from(cfg, run_dir, newest_checkpoint(run_dir))
+
+
+def continue_from(cfg: DictConfig, run_dir: Path, checkpoint: Path, **note: str) -> None:
+    """Point ``cfg`` at ``checkpoint`` of ``run_dir`` and at that run's W&B run; ``cfg.resumed_from`` records where
+    it came from (with ``note``)."""
     with open_dict(cfg):
         cfg.ckpt_path = str(checkpoint)
-        cfg.resumed_from = {"run_dir": str(run_dir.resolve()), "checkpoint": str(checkpoint.resolve())}
+        cfg.resumed_from = {"run_dir": str(run_dir.resolve()), "checkpoint": str(checkpoint.resolve()), **note}
         run_id = wandb_run_id(run_dir)
         if run_id and OmegaConf.select(cfg, "logger.wandb") is not None:
             cfg.logger.wandb.run_id = run_id
@@ -165,13 +170,7 @@ def continue_after_preemption(cfg: DictConfig) -> None:
     if status["status"] != "interrupted" or status.get("error") not in PREEMPTION_SIGNALS or not checkpoint.is_file():
         return
     log.info("requeued after %s: continuing from %s", status["error"], checkpoint)
-    with open_dict(cfg):
-        cfg.ckpt_path = str(checkpoint)
-        cfg.resumed_from = {"run_dir": str(run_dir.resolve()), "checkpoint": str(checkpoint.resolve()),
-                            "after": status["error"]}
-        run_id = wandb_run_id(run_dir)
-        if run_id and OmegaConf.select(cfg, "logger.wandb") is not None:
-            cfg.logger.wandb.run_id = run_id
+    continue_from(cfg, run_dir, checkpoint, after=status["error"])
 
 
 #: what must be the same of the data a resumed run loads (its folder may differ)
