@@ -1,9 +1,10 @@
-"""Training metrics written straight to the run's loggers, on logging steps only.
+"""Metrics written straight to the run's loggers, at the optimizer step.
 
 Lightning's ``self.log`` moves and reduces each value through its result collection on every call, which at
-small batches costs more than the step itself (``benchmarks/README.md``). Training values are single numbers
-logged at the loggers' cadence, so they become floats with one host sync and go to each logger with the step and
-epoch Lightning would have used; validation and test metrics still go through ``self.log`` (reduced across ranks).
+small batches costs more than the step itself (``benchmarks/README.md``), and its logger step counts calls of the
+training step, which makes several optimizer steps. Training values are single numbers logged at the loggers'
+cadence, so they become floats with one host sync; validation and test metrics are reduced across ranks by the
+module and also go through ``self.log`` (``logger=False``) for the checkpoint callback and the progress bar.
 """
 
 from typing import Any
@@ -13,10 +14,9 @@ import torch
 TERMS = ("train/loss", "train/recon", "train/kl", "train/elbo")
 
 
-def is_logging_step(trainer: Any, batch_idx: int) -> bool:
-    """The steps the loggers write (``trainer.log_every_n_steps``) and the last batch of each epoch."""
-    last_batch = batch_idx + 1 >= trainer.num_training_batches
-    return last_batch or (trainer.global_step + 1) % trainer.log_every_n_steps == 0
+def is_logging_step(trainer: Any, last_of_epoch: bool) -> bool:
+    """The steps the loggers write (``trainer.log_every_n_steps``) and the last step of each epoch."""
+    return last_of_epoch or (trainer.global_step + 1) % trainer.log_every_n_steps == 0
 
 
 def training_terms(loss: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor) -> dict[str, float]:
@@ -26,7 +26,8 @@ def training_terms(loss: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor) ->
     return dict(zip(TERMS, values))
 
 
-def write_training_metrics(trainer: Any, metrics: dict[str, float], step: int) -> None:
-    """``metrics`` (floats) to every logger of ``trainer`` at ``step`` (the optimizer steps before this batch)."""
+def write_metrics(trainer: Any, metrics: dict[str, Any], step: int) -> None:
+    """``metrics`` (numbers or one-element tensors) to every logger of ``trainer`` at ``step`` (optimizer steps)."""
+    values = {name: float(value) for name, value in metrics.items()}
     for logger in trainer.loggers:
-        logger.log_metrics({**metrics, "epoch": trainer.current_epoch}, step=step)
+        logger.log_metrics({**values, "epoch": trainer.current_epoch}, step=step)

@@ -51,10 +51,13 @@ class TrainingContext:
 
 def run_shape(trainer: Any) -> dict[str, int]:
     """The fixed part of a run's TrainingContext (steps per epoch, total steps, training-set size), from a
-    Lightning trainer whose fit has started."""
-    total = trainer.estimated_stepping_batches
+    Lightning trainer whose fit has started. Steps are optimizer steps: the batches of the data module's training
+    sampler (Lightning's own counts are calls of the training step)."""
+    steps_per_epoch = trainer.train_dataloader.sampler.batches
+    epochs = trainer.max_epochs if trainer.max_epochs >= 0 else math.inf
+    total = min(epochs * steps_per_epoch, trainer.max_steps if trainer.max_steps >= 0 else math.inf)
     return {
-        "steps_per_epoch": int(trainer.num_training_batches),
+        "steps_per_epoch": int(steps_per_epoch),
         "total_steps": int(total) if math.isfinite(total) else 0,
         "dataset_size": int((getattr(trainer.datamodule, "info", None) or {}).get("n_train", 0)),
     }
