@@ -96,3 +96,17 @@ def test_a_checkpoint_of_an_earlier_version_keeps_its_step_count(compose_train, 
     torch.save(saved, old)
     _, resumed = fit(cfg, max_epochs=2, limit=5, ckpt_path=str(old))
     assert resumed.global_step == 10
+
+
+def test_the_progress_bar_counts_optimizer_steps(compose_train):
+    from vae_lightning.callbacks.progress import ProgressBar
+
+    cfg = compose_train(["data.steps_per_call=10", "model.latent_dim=2"])
+    bar = ProgressBar(refresh_rate=1)
+    L.seed_everything(0)
+    model = build_model(cfg)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=13, logger=False, enable_model_summary=False,
+                        enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=[bar])
+    trainer.fit(model, datamodule=datamodule_for(cfg.data, model.likelihood.pixels))
+    assert trainer.num_training_batches == 2  # calls
+    assert (bar.train_progress_bar.n, bar.train_progress_bar.total) == (13, 13)  # steps

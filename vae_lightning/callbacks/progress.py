@@ -1,4 +1,4 @@
-"""The progress bar, showing the latest training loss without Lightning's per-value logging."""
+"""The progress bar, in optimizer steps, showing the latest training loss without Lightning's per-value logging."""
 
 from typing import Any
 
@@ -7,7 +7,19 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 
 
 class ProgressBar(TQDMProgressBar):
-    """Lightning's TQDM bar plus ``train/loss`` from the module's latest logging step (``training_metrics``)."""
+    """Lightning's TQDM bar counting optimizer steps (Lightning counts calls of the training step, which make
+    ``data.steps_per_call`` steps each), plus ``train/loss`` from the module's latest logging step
+    (``training_metrics``)."""
+
+    @property
+    def total_train_batches(self) -> int:
+        return self.trainer.train_dataloader.sampler.batches
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        sampler = trainer.train_dataloader.sampler
+        steps_done = min((batch_idx + 1) * sampler.steps_per_call, sampler.batches)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, steps_done - 1)  # the bar shows batch_idx + 1
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         metrics = super().get_metrics(trainer, pl_module)

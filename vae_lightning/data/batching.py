@@ -58,8 +58,9 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world_size, self.steps_per_call = rank, world_size, steps_per_call
         n_rank = len(range(rank, n - (n % world_size if shuffle else 0), world_size))
+        all_batches = -(-n_rank // batch_size)
         #: batches (optimizer steps, in training) in an epoch
-        self.batches = -(-n_rank // batch_size) if max_batches is None else min(-(-n_rank // batch_size), max_batches)
+        self.batches = all_batches if max_batches is None else min(all_batches, max_batches)
         self.epoch = 0
         self._skip = 0  # batches to skip once, when resuming mid-epoch
 

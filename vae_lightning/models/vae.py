@@ -1,7 +1,7 @@
 """The VAE as a LightningModule: minimises the negative ELBO per example, in nats."""
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -169,19 +169,19 @@ class VAE(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------------
     # Training
-    def training_step(self, batches: Iterable[tuple[torch.Tensor, ...]], batch_idx: int) -> dict[str, list]:
+    def training_step(self, batches: Sequence[tuple[torch.Tensor, ...]], batch_idx: int) -> dict[str, list]:
         """One optimizer step of the objective's loss per batch of the call. Returns each step's number with its
         per-example ``recon`` and ``kl`` (detached) for the non-finite guard, which reads them at its own cadence
         (nothing here waits for the device)."""
         optimizer, trainer = self.optimizers(), self.trainer
         last_call = batch_idx + 1 >= trainer.num_training_batches
         steps = []
-        for batch in batches:
+        for index, batch in enumerate(batches):
             if 0 <= trainer.max_steps <= self.global_step:
                 break
             context = TrainingContext(step=self.global_step, epoch=self.current_epoch, **self._run_shape)
             terms = self.objective(self, batch[0], context)
-            if is_logging_step(trainer, last_call and len(steps) + 1 == len(batches)):
+            if is_logging_step(trainer, last_of_epoch=last_call and index + 1 == len(batches)):
                 self._log_training_terms(terms.loss, terms.recon, terms.kl, batch[0])
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(terms.loss)
