@@ -5,8 +5,9 @@ import lightning as L
 import pytest
 import torch
 
-from vae_lightning.data.batching import IndexBatchSampler
+from vae_lightning.data.batching import IndexBatchSampler, tensor_loader
 from vae_lightning.data.datamodule import datamodule_for
+from vae_lightning.errors import ConfigError
 from vae_lightning.models.build import build_model
 
 # Burda's schedule changes the learning rate after epoch 0; warm-up reads the step; clipping is active at this norm
@@ -24,6 +25,23 @@ def test_the_sampler_yields_the_same_batches_in_calls_and_resumes_at_any_batch(s
     calls.resume_at(0, 5)
     assert torch.equal(torch.cat(list(calls)), torch.cat(batches[5:]))
     assert len(list(calls)) == len(calls)  # the skip holds for one iteration only
+
+
+def test_a_run_stopped_mid_epoch_resumes_only_with_its_own_steps_per_call():
+    """Lightning restores its count of calls, so another call size would cut or stretch the epoch: refused."""
+    images, labels = torch.zeros(1000, 1, 28, 28, dtype=torch.uint8), torch.zeros(1000, dtype=torch.long)
+    saved = tensor_loader(images, labels, 20, True, progress=lambda: (1, 4), steps_per_call=3).state_dict()
+    assert saved == {"epoch": 1, "batches_done": 12, "steps_per_call": 3}
+    same = tensor_loader(images, labels, 20, True, progress=lambda: (0, 0), steps_per_call=3)
+    same.load_state_dict(saved)
+    epoch_1 = IndexBatchSampler(1000, 20, True)
+    epoch_1.set_epoch(1)
+    assert torch.equal(next(iter(same))[2], torch.cat(list(epoch_1))[12 * 20 : 15 * 20])  # batches 12-14 of epoch 1
+    other = tensor_loader(images, labels, 20, True, progress=lambda: (0, 0), steps_per_call=5)
+    with pytest.raises(ConfigError, match=r"^data.steps_per_call=5: this run stopped mid-epoch with "
+                                          r"data.steps_per_call=3; resume with data.steps_per_call=3$"):
+        other.load_state_dict(saved)
+    other.load_state_dict({**saved, "batches_done": 0})  # at an epoch's start (or end) any call size continues it
 
 
 def fit(cfg, max_epochs=2, max_steps=-1, ckpt_path=None, limit=13):
