@@ -128,3 +128,14 @@ def test_the_progress_bar_counts_optimizer_steps(compose_train):
     trainer.fit(model, datamodule=datamodule_for(cfg.data, model.likelihood.pixels))
     assert trainer.num_training_batches == 2  # calls
     assert (bar.train_progress_bar.n, bar.train_progress_bar.total) == (13, 13)  # steps
+
+
+@pytest.mark.parametrize("setting,value", [("limit_train_batches", 0.5), ("val_check_interval", 3)])
+def test_trainer_settings_counted_in_calls_are_refused_in_one_line(compose_train, setting, value):
+    cfg = compose_train(["model.latent_dim=2"])
+    model = build_model(cfg)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, **{setting: value})
+    with pytest.raises(ConfigError, match=rf"^trainer.{setting}={value} is not allowed with data.steps_per_call=10 "
+                                          r"\(Lightning would count calls, not batches\); .*data.steps_per_call=1$"):
+        trainer.fit(model, datamodule=datamodule_for(cfg.data, model.likelihood.pixels))

@@ -17,8 +17,7 @@ class ProgressBar(TQDMProgressBar):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        sampler = trainer.train_dataloader.sampler
-        steps_done = min((batch_idx + 1) * sampler.steps_per_call, sampler.batches)
+        steps_done = trainer.train_dataloader.sampler.batches_in(batch_idx + 1)
         super().on_train_batch_end(trainer, pl_module, outputs, batch, steps_done - 1)  # the bar shows batch_idx + 1
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:

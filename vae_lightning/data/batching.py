@@ -91,6 +91,10 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
     def __len__(self) -> int:
         return -(-self.batches // self.steps_per_call)
 
+    def batches_in(self, calls: int) -> int:
+        """The batches of an epoch's first ``calls`` items."""
+        return min(calls * self.steps_per_call, self.batches)
+
 
 class StepBatches:
     """The batches of one training call, each made into model input (``prepare``) only when the step reaches it,
@@ -121,8 +125,8 @@ class ResumableLoader(DataLoader):
 
     def state_dict(self) -> dict[str, int]:
         epoch, calls_done = self.progress()
-        batches_done = min(calls_done * self.sampler.steps_per_call, self.sampler.batches)
-        return {"epoch": epoch, "batches_done": batches_done, "steps_per_call": self.sampler.steps_per_call}
+        return {"epoch": epoch, "batches_done": self.sampler.batches_in(calls_done),
+                "steps_per_call": self.sampler.steps_per_call}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         saved = state.get("steps_per_call", 1)

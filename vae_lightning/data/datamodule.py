@@ -164,16 +164,19 @@ class DigitsDataModule(L.LightningDataModule):
     def _check_trainer_counts(self) -> None:
         """Settings Lightning counts in calls of the training step, which hold ``steps_per_call`` batches: refused
         when that is not one batch (``limit_train_batches`` as a number of batches is applied by the sampler)."""
+        if self.steps_per_call == 1:
+            return
         limit, interval = self.trainer.limit_train_batches, self.trainer.val_check_interval
-        counted_in_calls = {"limit_train_batches": isinstance(limit, float) and limit != 1.0,
-                            "val_check_interval": isinstance(interval, int)}
-        for key, refused in counted_in_calls.items():
-            if refused and self.steps_per_call > 1:
-                value = limit if key == "limit_train_batches" else interval
-                raise ConfigError(
-                    f"trainer.{key}={value} is not allowed with data.steps_per_call={self.steps_per_call} (Lightning "
-                    "would count calls, not batches); give limit_train_batches as a number of batches and "
-                    "val_check_interval as a fraction of an epoch, or set data.steps_per_call=1")
+        if isinstance(limit, float) and limit != 1.0:
+            key, value = "limit_train_batches", limit
+        elif isinstance(interval, int):
+            key, value = "val_check_interval", interval
+        else:
+            return
+        raise ConfigError(
+            f"trainer.{key}={value} is not allowed with data.steps_per_call={self.steps_per_call} (Lightning "
+            "would count calls, not batches); give limit_train_batches as a number of batches and "
+            "val_check_interval as a fraction of an epoch, or set data.steps_per_call=1")
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)
