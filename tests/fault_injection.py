@@ -66,3 +66,15 @@ class SleepEachStep(L.Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         time.sleep(self.seconds)
+
+
+class BreakFrechetDistance(L.Callback):
+    """Make the Fréchet distance fail after the test pass, where a real failure would (torchmetrics' compute)."""
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        def broken(metric):
+            raise RuntimeError("injected failure in the Frechet distance")
+
+        FrechetInceptionDistance.compute = broken

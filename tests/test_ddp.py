@@ -1,51 +1,66 @@
-"""Two CPU processes with Lightning's DDP (gloo): one output folder, metrics equal to one process."""
+"""Two CPU processes with Lightning's DDP (gloo): the README's first command as typed, every step after training on
+(Fréchet distances, pictures, W&B artifacts); one output folder; metrics, distances and pictures equal to one
+process for the same checkpoint."""
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
-from conftest import run_module
+from conftest import ROOT, run_module
+from test_dashboard import records
+from test_readme import page_commands
 
 pytestmark = pytest.mark.slow  # two processes, then evaluations of both: CI runs them
+
+#: only what shortens the command; nothing that switches a step off
+SHORTER = ["trainer.max_epochs=1", "+trainer.limit_train_batches=10", "eval.k=5", "eval.fid_samples=200"]
+
+
+def readme_first_command() -> list[str]:
+    first = page_commands(ROOT / "README.md")[0]
+    assert first == "python -m vae_lightning.train likelihood=gaussian trainer.devices=2", first
+    return shlex.split(first)[3:]
 
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory) -> tuple[Path, str]:
-    log_dir = tmp_path_factory.mktemp("ddp")
-    result = run_module(
-        "vae_lightning.train", "debug=fast", "logger=local", "trainer.accelerator=cpu", "trainer.devices=2",
-        f"paths.log_dir={log_dir}",
-    )
+    cwd = tmp_path_factory.mktemp("ddp")
+    result = run_module("vae_lightning.train", *readme_first_command(), *SHORTER, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
-    return log_dir, result.stdout + result.stderr
+    (run,) = (cwd / "outputs" / "runs").iterdir()
+    return run, result.stdout + result.stderr
 
 
-def test_two_process_training_writes_one_output_folder(ddp_run):
-    log_dir, stdout = ddp_run
-    runs = list((log_dir / "runs").iterdir())
-    assert len(runs) == 1, runs
-    run = runs[0]
-    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in stdout and "distributed_backend=gloo" in stdout
+def test_the_readme_first_command_completes_with_every_step_after_training(ddp_run):
+    run, console = ddp_run
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in console and "distributed_backend=gloo" in console
     assert json.loads((run / "status.json").read_text())["status"] == "completed"
-    assert (run / "checkpoints" / "last.ckpt").exists()
-    assert stdout.count("Run folder:") == 1  # only rank 0 reports
+    assert console.count("Run folder:") == 1  # only rank 0 reports
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert metrics["test/frechet_distance"] > 0 and metrics["test/frechet_distance_gmm"] > 0
+    assert {"samples.png", "reconstructions.png"} <= {p.name for p in (run / "pictures").glob("*.png")}
+    artifacts = [a for a in records(run)["artifact"] if a.type == "model"]
+    assert artifacts and {"best", "latest"} <= {alias for a in artifacts for alias in a.aliases}
 
 
-def evaluate(ckpt: Path, devices: int) -> dict[str, float]:
-    result = run_module(
-        "vae_lightning.evaluate", f"ckpt_path={ckpt}", "trainer.accelerator=cpu", f"trainer.devices={devices}",
-        "eval.k=5", "eval.fid_samples=0",
-    )
+def evaluate(ckpt: Path, devices: int) -> Path:
+    result = run_module("vae_lightning.evaluate", f"ckpt_path={ckpt}", f"trainer.devices={devices}", "eval.k=5",
+                        "eval.fid_samples=200")
     assert result.returncode == 0, result.stderr[-3000:]
-    newest = max((ckpt.parent.parent / "evaluations").iterdir(), key=lambda p: p.stat().st_mtime)
-    return json.loads((newest / "metrics.json").read_text())["metrics"]
+    return max((ckpt.parent.parent / "evaluations").iterdir(), key=lambda p: p.stat().st_mtime)
 
 
-def test_two_processes_report_the_same_metrics_as_one(ddp_run):
-    """Same weights, same data: the exactly reduced validation and test metrics agree across 1 and 2 ranks."""
-    log_dir, _ = ddp_run
-    (run,) = (log_dir / "runs").iterdir()
+def test_two_processes_report_the_metrics_distances_and_pictures_of_one(ddp_run):
+    """Same weights, same data: exactly reduced metrics, and distances and pictures made by rank 0 alone."""
+    run, _ = ddp_run
     ckpt = run / "checkpoints" / "last.ckpt"
     one, two = evaluate(ckpt, devices=1), evaluate(ckpt, devices=2)
-    for name in ("val/loss", "val/recon", "val/kl", "test/loss", "test/recon", "test/kl", "test/active_units"):
-        assert two[name] == pytest.approx(one[name], rel=1e-5), name
+    one_metrics, two_metrics = (json.loads((e / "metrics.json").read_text())["metrics"] for e in (one, two))
+    for name in ("val/loss", "val/recon", "val/kl", "test/loss", "test/recon", "test/kl", "test/active_units",
+                 "test/frechet_distance", "test/frechet_distance_gmm"):
+        assert two_metrics[name] == pytest.approx(one_metrics[name], rel=1e-5), name
+    pictures = sorted(p.name for p in (one / "pictures").glob("*.png"))
+    assert pictures and pictures == sorted(p.name for p in (two / "pictures").glob("*.png"))
+    for name in pictures:
+        assert (one / "pictures" / name).read_bytes() == (two / "pictures" / name).read_bytes(), name

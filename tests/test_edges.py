@@ -169,6 +169,24 @@ def test_a_stop_signal_during_the_test_pass_stops_it(tmp_path, signal_name, exit
     assert (run / "checkpoints" / "last.ckpt").exists() and not (run / "metrics.json").exists()
 
 
+def test_a_failure_after_the_test_pass_keeps_the_test_metrics_and_names_its_step(tmp_path):
+    result = train(tmp_path, "trainer.max_epochs=1", "+trainer.limit_train_batches=5", "eval.fid_samples=100",
+                   "+callbacks.fault._target_=fault_injection.BreakFrechetDistance", env=FAULTS)
+    assert result.returncode == 1, result.stderr[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    line = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert line == ("error: the Fréchet distance failed after the test pass (RuntimeError: injected failure in the "
+                    "Frechet distance); the checkpoints and metrics.json (the test metrics) are kept; traceback: "
+                    f"{run / 'error.txt'}")
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and status["error"].startswith("AfterTestError: the Fréchet distance failed")
+    assert "injected failure" in (run / "error.txt").read_text()
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert metrics["test/nll_iw"] > 0 and "test/frechet_distance" not in metrics
+    assert (run / "checkpoints" / "last.ckpt").exists() and list((run / "pictures").glob("*.png"))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Problems found before the work
 @pytest.mark.slow  # three processes that each build a model: CI runs it

@@ -12,7 +12,9 @@ from conftest import run_module
 
 pytestmark = pytest.mark.slow  # two processes of a real DDP run (gloo), then an evaluation
 
-ARGS = ["trainer.num_nodes=2", "trainer.devices=1", "debug=fast", "logger=local", "eval.fid_samples=0"]
+#: the README's first command on two one-process nodes, shortened only (every step after training on)
+ARGS = ["likelihood=gaussian", "trainer.num_nodes=2", "trainer.devices=1", "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=5", "eval.k=5", "eval.fid_samples=100"]
 
 
 def free_port() -> int:
@@ -44,10 +46,12 @@ def test_two_nodes_write_one_run_folder_and_report_the_metrics_of_one_process(tm
     assert outputs[0].count("Run folder:") == 1
     assert json.loads((run / "status.json").read_text())["status"] == "completed"
     trained = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert list((run / "pictures").glob("*.png")) and list(run.glob("wandb/offline-run-*"))
     evaluated = run_module("vae_lightning.evaluate", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "eval.k=5",
-                           "eval.fid_samples=0", cwd=tmp_path)
+                           "eval.fid_samples=100", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     (evaluation,) = (run / "evaluations").iterdir()
     one = json.loads((evaluation / "metrics.json").read_text())["metrics"]
-    for name in ("val/loss", "val/kl", "test/loss", "test/recon", "test/kl", "test/active_units"):
+    for name in ("val/loss", "val/kl", "test/loss", "test/recon", "test/kl", "test/active_units",
+                 "test/frechet_distance", "test/frechet_distance_gmm"):
         assert trained[name] == pytest.approx(one[name], rel=1e-5), name

@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,12 @@ def fill_placeholders(command: str, cwd: Path) -> str:
     return command
 
 
-def check_outcome(module: str, args: list[str], result: subprocess.CompletedProcess, cwd: Path) -> None:
+def newest_picture(cwd: Path) -> Path:
+    return max((cwd / "outputs" / "runs").glob("*/samples/*.png"), key=lambda p: p.stat().st_mtime)
+
+
+def check_outcome(module: str, args: list[str], result: subprocess.CompletedProcess, cwd: Path,
+                  started: float) -> None:
     """What each kind of command must leave behind, beyond exit code 0."""
     if module == "vae_lightning.train" and "--help" in args:
         assert "== Configuration groups ==" in result.stdout
@@ -71,27 +77,45 @@ def check_outcome(module: str, args: list[str], result: subprocess.CompletedProc
         assert json.loads((run / "status.json").read_text())["status"] == "completed"
     elif module == "vae_lightning.evaluate":
         assert "Written to " in result.stdout and "test/nll_iw" in result.stdout
-    elif module == "vae_lightning.sample":
-        assert list((cwd / "outputs" / "runs").glob("*/samples/*.png"))
+    elif module == "vae_lightning.sample":  # a new picture of this command's sampler
+        sampler = next((arg.split("=", 1)[1] for arg in args if arg.startswith("sampler=")), "prior")
+        assert newest_picture(cwd).name.startswith(f"samples_{sampler}_"), newest_picture(cwd)
+        assert newest_picture(cwd).stat().st_mtime >= started
     elif module == "vae_lightning.report":
         assert result.stdout.startswith("# Sweep ")
+
+
+def run_make_target(target: str, cwd: Path) -> None:
+    """``make train`` runs (shortened, into ``cwd``); ``make install`` and ``make test`` are what CI runs
+    (``.ci/run``), so here their recipes are read: the editable install with the test tools, the fast suite."""
+    make = ["make", "-f", str(ROOT / "Makefile"), f"PY={sys.executable}"]
+    if target == "train":
+        result = subprocess.run([*make, "train", f"ARGS={' '.join(FAST['vae_lightning.train'])}"], cwd=cwd,
+                                capture_output=True, text=True, timeout=900, env={**os.environ, "WANDB_SILENT": "true"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        check_outcome("vae_lightning.train", [], result, cwd, 0.0)
+        return
+    recipe = subprocess.run([*make, "-n", target], cwd=ROOT, capture_output=True, text=True)
+    assert recipe.returncode == 0, f"a page shows 'make {target}', which the Makefile cannot run: {recipe.stderr}"
+    expected = {"install": "-m pip install --quiet -e '.[dev]'", "test": '-m pytest -m "not slow"'}
+    assert expected.get(target, "") in recipe.stdout, (target, recipe.stdout)
 
 
 def run_readme_command(command: str, cwd: Path) -> None:
     words = shlex.split(fill_placeholders(command, cwd))
     if words[0] == "make":
-        targets = re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.M)
-        assert words[1] in targets, f"a page shows 'make {words[1]}', which the Makefile does not have"
-        return  # make install / make test are what CI runs; make train is the default train command
+        run_make_target(words[1], cwd)
+        return
     script = words[0].startswith("vae-lightning-")  # a console script: installed beside the interpreter
     if script or (words[:2] == ["python", "-m"] and words[2] in FAST):
         module = "vae_lightning." + words[0].removeprefix("vae-lightning-") if script else words[2]
         program = [str(Path(sys.executable).parent / words[0])] if script else [sys.executable, "-m", module]
         args = words[1:] if script else words[3:]
+        started = time.time() - 1  # file times have a coarse clock
         result = subprocess.run([*program, *args, *FAST[module]], cwd=cwd, capture_output=True, text=True,
                                 timeout=900, env={**os.environ, "WANDB_SILENT": "true"})
         assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
-        check_outcome(module, args, result, cwd)
+        check_outcome(module, args, result, cwd, started)
         return
     if words[0] == "python" and words[1].startswith("benchmarks/"):
         # a long measurement (the results' numbers): it must exist and answer --help

@@ -120,14 +120,20 @@ def test_every_swept_value_is_checked_before_the_first_job(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_with_two_ddp_processes_per_job(tmp_path):
+    """Every step after training on (the Fréchet distances, pictures, W&B): only epochs and batches shortened."""
     result = run_module(
-        "vae_lightning.train", "-m", *FAST, "logger=local", "trainer.devices=2", "trainer.accelerator=cpu",
-        "model.latent_dim=2,3", "likelihood=bernoulli,gaussian", cwd=tmp_path, timeout=900,
+        "vae_lightning.train", "-m", "model.latent_dim=2,3", "likelihood=bernoulli,gaussian", "trainer.devices=2",
+        "trainer.max_epochs=1", "+trainer.limit_train_batches=5", "eval.k=5", "eval.fid_samples=100",
+        cwd=tmp_path, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = only_sweep(tmp_path)
     rows = report_rows(sweep)
     assert len(rows) == 4 and all(r["status"] == "completed" for r in rows)
+    for job in "0123":
+        metrics = json.loads((sweep / job / "metrics.json").read_text())["metrics"]
+        assert metrics["test/frechet_distance"] > 0 and metrics["test/frechet_distance_gmm"] > 0, job
+        assert list((sweep / job / "pictures").glob("*.png")) and list((sweep / job).glob("wandb/offline-run-*")), job
     # the children re-ran their own job, not the sweep: no extra sweep folders or jobs
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1", "2", "3"]
     assert len(list((tmp_path / "outputs" / "sweeps").iterdir())) == 1

@@ -25,5 +25,10 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a non-finite loss term."""
 
 
+class AfterTestError(RuntimeError):
+    """A step after the test pass (pictures, Fréchet distance, final records) failed; the checkpoints and the
+    test metrics are kept. Shown as one line, exit code 1, with the traceback in the run folder."""
+
+
 #: the errors whose message says everything
 USER_ERRORS = (ConfigError, DataSourceError, DataIntegrityError, NonFiniteLossError)

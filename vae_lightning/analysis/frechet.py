@@ -99,7 +99,10 @@ REAL_STATE = ("real_features_sum", "real_features_cov_sum", "real_features_num_s
 
 
 def frechet_metric(classifier: DigitClassifier) -> FrechetInceptionDistance:
-    return FrechetInceptionDistance(feature=ClassifierFeatures(classifier), reset_real_features=False)
+    """Computed by one process (rank 0 under DDP) on all its samples: no synchronisation across processes,
+    which would wait for ranks that never compute it."""
+    return FrechetInceptionDistance(feature=ClassifierFeatures(classifier), reset_real_features=False,
+                                    sync_on_compute=False)
 
 
 @torch.no_grad()

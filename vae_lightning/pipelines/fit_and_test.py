@@ -1,6 +1,8 @@
 """The training pipeline behind ``python -m vae_lightning.train``."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from vae_lightning.analysis.after_test import pictures_and_sample_quality
 from vae_lightning.analysis.dashboard import log_test_tables, record_training, wandb_identity, wandb_run
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import datamodule_for, describe_data
+from vae_lightning.errors import AfterTestError
 from vae_lightning.loggers import finish_wandb_runs
 from vae_lightning.models.build import build_model, load_weights
 from vae_lightning.runs.checkpoints import check_something_to_train, read_checkpoint
@@ -29,6 +32,7 @@ from vae_lightning.runs.run_files import (
     write_yaml,
 )
 from vae_lightning.runs.stopwatch import PART_NAMES, Stopwatch
+from vae_lightning.runs.task import one_line
 
 
 def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -88,18 +92,31 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                 metrics.update(scalar_metrics(trainer.callback_metrics))
                 tested = {name: value for name, value in metrics.items() if name.startswith("test/")}
                 raise_if_nonfinite(tested, "in the test pass; stopped (no metrics.json written)")
-                # the test metrics are recorded before the optional pictures and Fréchet distance can fail
+                # the test metrics are recorded before the steps after the test pass can fail
                 finish(trainer, output_dir, metrics, datamodule.info, clock.laps, cfg.eval, summary=False)
-                metrics.update(
-                    pictures_and_sample_quality(cfg, trainer.lightning_module, datamodule, output_dir, trainer, clock) or {}
-                )
-                log_test_tables(wandb_run(trainer.loggers), trainer.lightning_module, *datamodule.splits["test"])
-            finish(trainer, output_dir, metrics, datamodule.info, clock.laps, cfg.eval)
-            record_training(trainer, metrics, config)
+            with after_the_test_pass(clock):
+                if cfg.get("test"):
+                    model = trainer.lightning_module
+                    metrics.update(pictures_and_sample_quality(cfg, model, datamodule, output_dir, trainer, clock) or {})
+                    log_test_tables(wandb_run(trainer.loggers), model, *datamodule.splits["test"])
+                finish(trainer, output_dir, metrics, datamodule.info, clock.laps, cfg.eval)
+                record_training(trainer, metrics, config)
         failed = False
     finally:
         finish_wandb_runs(trainer.loggers, failed=failed)
     return metrics, {"trainer": trainer, "model": model, "datamodule": datamodule}
+
+
+@contextmanager
+def after_the_test_pass(clock: Stopwatch) -> Iterator[None]:
+    """A failure in the pictures, the Fréchet distance or the final records names its step; the checkpoints
+    and ``metrics.json`` (written before) are kept."""
+    try:
+        yield
+    except Exception as err:
+        step = PART_NAMES.get(clock.current or "", "run summary or the W&B records")
+        raise AfterTestError(f"the {step} failed after the test pass ({one_line(err)}); the checkpoints and "
+                             "metrics.json (the test metrics) are kept") from err
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

@@ -14,15 +14,17 @@ class Stopwatch:
 
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}
+        self.current: str | None = None  # the lap in progress, or the one that failed
         self._since = time.perf_counter()
 
     @contextmanager
     def lap(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
+        started, self.current = time.perf_counter(), name
         try:
             yield
         finally:
             self.laps[name] = self.laps.get(name, 0.0) + time.perf_counter() - started
+        self.current = None  # kept when the lap failed: the step that failed
 
     def lap_since_start(self, name: str) -> None:
         """Record the time from the stopwatch's creation to now as ``name`` (the set-up before the first lap)."""

@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from vae_lightning.console import is_rank_zero, log
-from vae_lightning.errors import USER_ERRORS
+from vae_lightning.errors import USER_ERRORS, AfterTestError
 from vae_lightning.runs.resume import continue_after_preemption
 from vae_lightning.runs.run_folder import write_status
 from vae_lightning.runs.stop_signals import INTERRUPTED_EXIT, received_signal, requeue_after, stop_on_signals
@@ -81,11 +81,15 @@ def run_task(task: Callable[[DictConfig], tuple[dict[str, float], Any]], cfg: Di
     except Exception as err:
         user_error = user_error_in(err)
         write_status(output_dir, "failed", one_line(user_error or err))
+        after_test = isinstance(err, AfterTestError)
+        if (in_multirun() or after_test) and is_rank_zero():
+            (output_dir / TRACEBACK_FILE).write_text(traceback.format_exc())
         if in_multirun():
-            if is_rank_zero():
-                (output_dir / TRACEBACK_FILE).write_text(traceback.format_exc())
             log.error("job failed: %s (traceback: %s)", one_line(user_error or err), output_dir / TRACEBACK_FILE)
             return {}
+        if after_test and os.environ.get("HYDRA_FULL_ERROR") != "1":
+            print(f"error: {err}; traceback: {output_dir / TRACEBACK_FILE}", file=sys.stderr)
+            sys.exit(1)
         if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {user_error}", file=sys.stderr)
