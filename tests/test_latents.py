@@ -6,7 +6,7 @@ from functools import partial
 
 import pytest
 import torch
-from torch.distributions import Normal
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.latents.two_layer import TwoLayerLatents
@@ -16,6 +16,7 @@ from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
 from vae_lightning.models.objectives.base import kl_terms
 from vae_lightning.models.objectives.beta_tc import BetaTCVAE
 from vae_lightning.models.posteriors.iaf import IAFPosterior
+from vae_lightning.models.priors.mixture import GaussianMixturePrior
 from vae_lightning.models.vae import VAE
 
 
@@ -107,11 +108,21 @@ def test_the_layered_prior_samples_h2_then_h1_given_h2():
 
 
 def test_flows_and_priors_of_h2_compose_and_the_weights_are_registered_once():
-    model = two_layer_vae(posterior=lambda latent_dim: IAFPosterior(latent_dim, steps=1, hidden=8))
+    model = two_layer_vae(posterior=lambda latent_dim: IAFPosterior(latent_dim, steps=1, hidden=8),
+                          prior=partial(GaussianMixturePrior, n_components=3))
     names = [name for name, _ in model.named_parameters()]
     assert sum(name.startswith("posterior.layers.") for name in names) == 8  # up and down: 2 linear layers each
-    assert not any(name.startswith("prior.") for name in names)
+    assert sorted(name for name in names if name.startswith("prior.")) == [
+        "prior.inner.logvars", "prior.inner.means", "prior.inner.weight_logits"]  # p(h2) only; p(h1|h2) is shared
     assert any(name.startswith("posterior.inner.") for name in names)
+    # log p(h1, h2) = log p(h2) (the mixture, of h2's 2 units) + log N(h1; p(h1|h2)), from torch.distributions
+    z = torch.randn(4, 5)
+    h1, h2 = z.split([3, 2], dim=-1)
+    inner = model.prior.inner
+    mixture = MixtureSameFamily(Categorical(logits=inner.weight_logits),
+                                Independent(Normal(inner.means, torch.exp(0.5 * inner.logvars)), 1))
+    expected = mixture.log_prob(h2) + normal(model.prior.lower(h2)).log_prob(h1).sum(-1)
+    torch.testing.assert_close(model.prior.log_prob(z), expected)
     x = (torch.rand(3, 1, 28, 28) > 0.5).float()
     assert torch.isfinite(importance_weighted_nll(model, x, k=4)).all()
 
