@@ -10,26 +10,24 @@ import torch
 
 
 class SendSignalAtStep(L.Callback):
-    """Deliver a real signal (default SIGTERM) to this process as the optimizer step that makes ``global_step``
-    ``step`` is taken (inside a call of the training step, which has ``data.steps_per_call`` steps)."""
+    """Deliver a real signal (default SIGTERM) to this process when ``global_step`` reaches ``step``."""
 
     def __init__(self, step: int, signal_name: str = "SIGTERM") -> None:
         self.step, self.signal = step, getattr(signal, signal_name)
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        if trainer.global_step + 1 == self.step:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
             os.kill(os.getpid(), self.signal)
 
 
 class PoisonWeightsAtStep(L.Callback):
-    """Overwrite the encoder's output layer with NaN as the step before ``step`` updates it, so step ``step`` is
-    the first to compute with NaN weights."""
+    """Overwrite the encoder's output layer with NaN just before step ``step``."""
 
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        if trainer.global_step + 1 == self.step:
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
             with torch.no_grad():
                 pl_module.encoder.head.weight.fill_(float("nan"))
 
@@ -58,13 +56,13 @@ class SendSignalInTestPass(L.Callback):
 
 
 class SleepEachStep(L.Callback):
-    """Sleep ``seconds`` at every optimizer step: a run long enough in wall time, whatever the machine's speed
+    """Sleep ``seconds`` after every training batch: a run long enough in wall time, whatever the machine's speed
     (nothing it does changes the numbers)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         time.sleep(self.seconds)
 
 

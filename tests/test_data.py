@@ -130,12 +130,9 @@ def test_training_batches_get_fresh_binarisation_and_eval_batches_do_not(tmp_pat
     write_torchvision_layout(tmp_path)
     dm = DigitsDataModule(data_dir=str(tmp_path), source="idx", pixels="dynamic", batch_size=32)
     dm.setup()
-    batch = next(iter(dm.train_dataloader()))  # up to data.steps_per_call = 10 batches, fetched as one
-    assert batch[0].dtype == torch.uint8 and batch[0].shape == (270, 1, 28, 28)  # raw pixels until after transfer
-    batches = list(dm.on_after_batch_transfer(batch, 0))
-    assert [len(x) for x, _, _ in batches] == [32] * 8 + [14]  # all 270 training examples: 9 batches
-    assert torch.equal(torch.cat([index for _, _, index in batches]), batch[2])
-    first, second = batches[0][0], next(iter(dm.on_after_batch_transfer(batch, 0)))[0]
+    batch = next(iter(dm.train_dataloader()))
+    assert batch[0].dtype == torch.uint8  # raw pixels until after transfer
+    first, second = dm.on_after_batch_transfer(batch, 0)[0], dm.on_after_batch_transfer(batch, 0)[0]
     assert set(first.unique().tolist()) <= {0.0, 1.0} and not torch.equal(first, second)
     val = next(iter(dm.val_dataloader()))[0]
     assert torch.equal(dm.on_after_batch_transfer((val, None), 0)[0], val)

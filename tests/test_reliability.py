@@ -107,7 +107,7 @@ def uninterrupted_metrics(tmp_path_factory) -> dict[str, float]:
 @pytest.mark.parametrize("signal_name,exit_code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGUSR2", 140)])
 def test_a_signal_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupted_metrics, signal_name, exit_code):
     """A real signal to a real run (Ctrl-C is SIGINT; SIGUSR2 a cluster's warning, here without submitit to requeue
-    the job): each stops at the end of a call of the training step and resumes exactly."""
+    the job): each stops at a batch boundary and resumes exactly."""
     stopped = run_module(
         "vae_lightning.train", *QUICK, "trainer.max_epochs=3", f"paths.log_dir={tmp_path / 'stopped'}",
         "+callbacks.fault._target_=fault_injection.SendSignalAtStep", "+callbacks.fault.step=40",
@@ -118,8 +118,7 @@ def test_a_signal_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path,
     assert (run / "checkpoints" / "interrupted.ckpt").exists()
     assert json.loads((run / "status.json").read_text()) == {"status": "interrupted", "error": signal_name}
     interrupted = torch.load(run / "checkpoints" / "interrupted.ckpt", weights_only=True)
-    # mid-epoch, at the end of the call the signal came in: 29 steps an epoch in calls of 10, 10 and 9 (steps 39-48)
-    assert (interrupted["epoch"], interrupted["global_step"]) == (1, 49)
+    assert (interrupted["epoch"], interrupted["global_step"]) == (1, 40)  # mid-epoch: 29 steps per epoch
 
     # the run's own command line is recomposed: the fault callback comes back (it fires at step 40 only)
     resumed = run_module("vae_lightning.train", f"resume={run}", f"paths.log_dir={tmp_path / 'resumed'}", env=FAULTS)

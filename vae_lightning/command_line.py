@@ -47,13 +47,6 @@ SETTINGS: dict[str, Any] = {
     "nrow": Count,
 }
 
-#: Trainer settings of optimizer steps, which the training step makes itself (several a call) -> what to set instead
-SET_IN_THE_MODEL = {
-    "trainer.gradient_clip_val": "model.gradient_clip_val",
-    "trainer.gradient_clip_algorithm": "model.gradient_clip_algorithm",
-    "trainer.accumulate_grad_batches": "a larger data.batch_size (per device) or more devices",
-}
-
 #: each entry point's config and the pipeline function its task runs
 ENTRY_POINTS = {
     "train": "vae_lightning.pipelines.fit_and_test:fit_and_test",
@@ -139,9 +132,6 @@ def check_config(cfg: DictConfig) -> None:
     section built from a class of the package, by that class's own annotations; then the devices."""
     for key, annotation in SETTINGS.items():
         check_value(key, OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False), annotation)
-    for key, instead in SET_IN_THE_MODEL.items():
-        if OmegaConf.select(cfg, key, default=None) is not None:
-            raise ConfigError(f"{key} is not allowed (the model makes its own optimizer steps); use {instead}")
     for section, node in package_sections(cfg):
         check_section(section, node)
     check_devices(cfg)

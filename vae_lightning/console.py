@@ -83,9 +83,6 @@ def quiet_library_noise() -> None:
     * Lightning's tip to install ``litlogger`` (printed on every run without it);
     * Lightning's ``isinstance(treespec, LeafSpec)`` deprecation warning, raised by Lightning's own code
       (``lightning/pytorch/utilities/_pytree.py``) under this torch version, not by anything configurable;
-    * Lightning's warning that an epoch has fewer training batches than ``log_every_n_steps``: it counts calls of
-      the training step, each of ``data.steps_per_call`` optimizer steps, and the training metrics are written at
-      optimizer steps (``models/training_metrics.py``);
     * the second copy of each Lightning message: ``import lightning`` gives its logger a stderr handler of its
       own, while its records also reach the console and log-file handlers Hydra set up. When those exist,
       Lightning's own handler goes, so each line is printed once and also lands in the run's log file.
@@ -100,7 +97,6 @@ def quiet_library_noise() -> None:
     warnings.filterwarnings(
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", module=r"lightning\.pytorch\.utilities\._pytree"
     )
-    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")
 
 
 log.addFilter(RankZeroFilter())

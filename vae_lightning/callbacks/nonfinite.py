@@ -23,7 +23,7 @@ def checkpoint_left(trainer: L.Trainer) -> str:
 @checked
 class NonFiniteLossGuard(L.Callback):
     """Every ``check_every_n_steps`` training steps (and before each validation and at each epoch end) look at
-    the loss terms of the steps since the last check (each step's per-example ``recon`` and ``kl`` the training step
+    the loss terms of the steps since the last check (the per-example ``recon`` and ``kl`` the training step
     returns, kept as they are: no host sync in between), and after each validation pass at its metrics; stop with
     the first step or the epoch and the metric that went bad.
 
@@ -51,9 +51,9 @@ class NonFiniteLossGuard(L.Callback):
                 )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if isinstance(outputs, Mapping):
-            self._pending += outputs.get("steps", [])
-        if len(self._pending) >= self.check_every_n_steps:
+        if isinstance(outputs, Mapping) and "recon" in outputs and "kl" in outputs:
+            self._pending.append((trainer.global_step - 1, outputs["recon"], outputs["kl"]))
+        if trainer.global_step % self.check_every_n_steps == 0:
             self._check(trainer)
 
     def on_validation_start(self, trainer, pl_module) -> None:

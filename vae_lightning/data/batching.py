@@ -1,9 +1,8 @@
 """Batching tensors that are already in memory: one index operation per batch, no per-image work.
 
-``IndexBatchSampler`` yields index tensors and shards them across DDP ranks itself, so the DataLoader runs with
-``batch_size=None`` and Lightning's sampler replacement is switched off (``trainer.use_distributed_sampler=false``).
-For training it yields ``steps_per_call`` consecutive batches at a time (one index, one transfer, one call of the
-training step), which the step takes apart into its optimizer steps (:class:`StepBatches`).
+``IndexBatchSampler`` yields index tensors (a whole batch at a time) and shards them across DDP
+ranks itself, so the DataLoader runs with ``batch_size=None`` and Lightning's sampler replacement is
+switched off (``trainer.use_distributed_sampler=false``).
 """
 
 from collections.abc import Callable, Iterator
@@ -11,10 +10,6 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-
-from vae_lightning.errors import ConfigError
-
-Batch = tuple[torch.Tensor, ...]
 
 
 class TensorBatches(Dataset):
@@ -35,13 +30,12 @@ class TensorBatches(Dataset):
 
 
 class IndexBatchSampler(Sampler[torch.Tensor]):
-    """Batches of indices into ``n`` examples for one DDP rank, ``steps_per_call`` batches per item.
+    """Batches of indices into ``n`` examples for one DDP rank.
 
     Training (``shuffle=True``): a permutation drawn from ``seed + epoch`` (the same on every rank),
     trimmed to a multiple of ``world_size`` and dealt out round-robin, so each example is seen once per
-    epoch by exactly one rank; ``max_batches`` ends an epoch early. Evaluation (``shuffle=False``): rank r takes
-    examples r, r + W, ... with nothing repeated or dropped, so metrics summed over ranks equal the
-    single-process ones. The batches are the same whatever ``steps_per_call``.
+    epoch by exactly one rank. Evaluation (``shuffle=False``): rank r takes examples r, r + W, ... with
+    nothing repeated or dropped, so metrics summed over ranks equal the single-process ones.
     """
 
     def __init__(
@@ -52,15 +46,9 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        steps_per_call: int = 1,
-        max_batches: int | None = None,
     ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.rank, self.world_size, self.steps_per_call = rank, world_size, steps_per_call
-        n_rank = len(range(rank, n - (n % world_size if shuffle else 0), world_size))
-        all_batches = -(-n_rank // batch_size)
-        #: batches (optimizer steps, in training) in an epoch
-        self.batches = all_batches if max_batches is None else min(all_batches, max_batches)
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self._skip = 0  # batches to skip once, when resuming mid-epoch
 
@@ -84,39 +72,19 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
     def __iter__(self) -> Iterator[torch.Tensor]:
         indices = self._rank_indices()
         start, self._skip = self._skip, 0
-        for first in range(start, self.batches, self.steps_per_call):
-            last = min(first + self.steps_per_call, self.batches)
-            yield indices[first * self.batch_size : last * self.batch_size]
+        for i in range(start, len(self)):
+            yield indices[i * self.batch_size : (i + 1) * self.batch_size]
 
     def __len__(self) -> int:
-        return -(-self.batches // self.steps_per_call)
-
-    def batches_in(self, calls: int) -> int:
-        """The batches of an epoch's first ``calls`` items."""
-        return min(calls * self.steps_per_call, self.batches)
-
-
-class StepBatches:
-    """The batches of one training call, each made into model input (``prepare``) only when the step reaches it,
-    so random draws come in the same order whatever ``steps_per_call``."""
-
-    def __init__(self, batch: Batch, batch_size: int, prepare: Callable[[Batch], Batch]) -> None:
-        self.parts = list(zip(*(tensor.split(batch_size) for tensor in batch)))
-        self.prepare = prepare
-
-    def __len__(self) -> int:
-        return len(self.parts)
-
-    def __iter__(self) -> Iterator[Batch]:
-        return (self.prepare(part) for part in self.parts)
+        n_rank = len(range(self.rank, self.n - (self.n % self.world_size if self.shuffle else 0), self.world_size))
+        return -(-n_rank // self.batch_size)
 
 
 class ResumableLoader(DataLoader):
     """A DataLoader whose position Lightning stores in checkpoints and restores on resume.
 
     Lightning prefetches a batch ahead, so the position is taken from the training loop's own count
-    of completed calls (``progress``), not from what the iterator has handed out. It is stored in batches, with the
-    number of batches a call, which a resumed run must keep (Lightning counts its progress in calls).
+    of completed batches (``progress``), not from what the iterator has handed out.
     """
 
     def __init__(self, *args: Any, progress: Callable[[], tuple[int, int]], **kwargs: Any) -> None:
@@ -124,15 +92,10 @@ class ResumableLoader(DataLoader):
         self.progress = progress
 
     def state_dict(self) -> dict[str, int]:
-        epoch, calls_done = self.progress()
-        return {"epoch": epoch, "batches_done": self.sampler.batches_in(calls_done),
-                "steps_per_call": self.sampler.steps_per_call}
+        epoch, batches_done = self.progress()
+        return {"epoch": epoch, "batches_done": batches_done}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        saved = state.get("steps_per_call", 1)
-        if saved != self.sampler.steps_per_call and state["batches_done"] not in (0, self.sampler.batches):
-            raise ConfigError(f"data.steps_per_call={self.sampler.steps_per_call}: this run stopped mid-epoch with "
-                              f"data.steps_per_call={saved}; resume with data.steps_per_call={saved}")
         self.sampler.resume_at(state["epoch"], state["batches_done"])
 
 
@@ -145,11 +108,9 @@ def tensor_loader(
     rank: int = 0,
     world_size: int = 1,
     progress: Callable[[], tuple[int, int]] | None = None,
-    steps_per_call: int = 1,
-    max_batches: int | None = None,
 ) -> DataLoader:
-    """Batches of in-memory tensors; with ``progress`` (epoch, calls done) the loader is resumable."""
-    sampler = IndexBatchSampler(len(labels), batch_size, shuffle, seed, rank, world_size, steps_per_call, max_batches)
+    """Batches of in-memory tensors; with ``progress`` (epoch, batches done) the loader is resumable."""
+    sampler = IndexBatchSampler(len(labels), batch_size, shuffle, seed, rank, world_size)
     # Its own generator: otherwise every new iterator draws a base seed from the global RNG, and a run
     # resumed mid-epoch would draw different training noise than one never stopped.
     options = dict(sampler=sampler, batch_size=None, num_workers=0, generator=torch.Generator().manual_seed(seed))

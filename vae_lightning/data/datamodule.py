@@ -10,10 +10,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from vae_lightning.console import log
-from vae_lightning.data.batching import Batch, StepBatches, tensor_loader
+from vae_lightning.data.batching import tensor_loader
 from vae_lightning.data.pixels import PixelMode, to_model_input
 from vae_lightning.data.sources import Dataset, DigitData, Source, check_source, idx_folder, load_digits, resolve_order
-from vae_lightning.errors import ConfigError
 from vae_lightning.rules import Count, OpenFraction, Seed, checked
 
 
@@ -40,10 +39,6 @@ class DigitsDataModule(L.LightningDataModule):
     training set; test: the official test set. Training batches get fresh binarisation or
     dequantisation noise each time (on the device, after transfer); validation and test inputs are
     drawn once (seeded), so every evaluation sees the same x.
-
-    ``steps_per_call`` training batches go to each call of the training step, which makes one optimizer step per
-    batch: Lightning's per-call cost (hooks, progress, the loader) is paid once for all of them, and the weights are
-    those of one batch per call.
     """
 
     config_section = "data"
@@ -56,7 +51,6 @@ class DigitsDataModule(L.LightningDataModule):
         source: Source = "auto",
         download: bool = True,
         batch_size: Count = 128,
-        steps_per_call: Count = 10,
         eval_batch_size: Count = 1000,
         val_fraction: OpenFraction = 0.1,
         split_seed: Seed = 0,
@@ -68,7 +62,7 @@ class DigitsDataModule(L.LightningDataModule):
         check_source(name, source)
         self.name, self.data_dir, self.source, self.download = name, Path(data_dir), source, download
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.batch_size, self.steps_per_call, self.eval_batch_size = batch_size, steps_per_call, eval_batch_size
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_fraction, self.split_seed, self.seed = val_fraction, split_seed, seed
         self.pixel_mode = pixels
         self.on_device = on_device
@@ -84,8 +78,6 @@ class DigitsDataModule(L.LightningDataModule):
             self.setup()
 
     def setup(self, stage: str | None = None) -> None:
-        if stage == "fit" and self.trainer is not None:
-            self._check_trainer_counts()
         if self.splits:
             return
         digits = load_digits(self.name, self.data_dir, self.source, self.download, self.cache_dir)
@@ -147,36 +139,15 @@ class DigitsDataModule(L.LightningDataModule):
         if not self.splits:
             self.setup()
         images, labels = self.splits[split]
-        rank, world_size, progress, max_batches = 0, 1, None, None
+        rank, world_size, progress = 0, 1, None
         if self.trainer is not None:
-            if split == "train":
-                limit = self.trainer.limit_train_batches
-                progress, max_batches = self._training_progress, limit if isinstance(limit, int) else None
+            progress = self._training_progress if split == "train" else None
             rank, world_size = self.trainer.global_rank, self.trainer.world_size
             if self.on_device:
                 device = self.trainer.strategy.root_device
                 images, labels = images.to(device), labels.to(device)
                 self.splits[split] = (images, labels)
-        steps_per_call = self.steps_per_call if split == "train" else 1
-        return tensor_loader(images, labels, batch_size, shuffle, self.seed, rank, world_size, progress, steps_per_call,
-                             max_batches)
-
-    def _check_trainer_counts(self) -> None:
-        """Settings Lightning counts in calls of the training step, which hold ``steps_per_call`` batches: refused
-        when that is not one batch (``limit_train_batches`` as a number of batches is applied by the sampler)."""
-        if self.steps_per_call == 1:
-            return
-        limit, interval = self.trainer.limit_train_batches, self.trainer.val_check_interval
-        if isinstance(limit, float) and limit != 1.0:
-            key, value = "limit_train_batches", limit
-        elif isinstance(interval, int):
-            key, value = "val_check_interval", interval
-        else:
-            return
-        raise ConfigError(
-            f"trainer.{key}={value} is not allowed with data.steps_per_call={self.steps_per_call} (Lightning "
-            "would count calls, not batches); give limit_train_batches as a number of batches and "
-            "val_check_interval as a fraction of an epoch, or set data.steps_per_call=1")
+        return tensor_loader(images, labels, batch_size, shuffle, self.seed, rank, world_size, progress=progress)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)
@@ -192,13 +163,9 @@ class DigitsDataModule(L.LightningDataModule):
         costs about as much as the rest of the step's data work)."""
         return tuple(tensor.to(device, non_blocking=True) for tensor in batch)
 
-    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch | StepBatches:
-        """Training pixels (uint8): the call's batches, each made into x with fresh noise when the step reaches it, on
-        whatever device the batch is now on."""
-        if batch[0].dtype == torch.uint8:
-            return StepBatches(batch, self.batch_size, self._model_input)
-        return batch
-
-    def _model_input(self, batch: Batch) -> Batch:
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Training pixels: uint8 -> x with fresh noise, on whatever device the batch is now on."""
         images, *rest = batch
-        return (to_model_input(images, self.pixel_mode), *rest)
+        if images.dtype == torch.uint8:
+            images = to_model_input(images, self.pixel_mode)
+        return (images, *rest)

@@ -1,9 +1,8 @@
 """The VAE as a LightningModule: minimises the negative ELBO per example, in nats."""
 
-import copy
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import torch
@@ -22,15 +21,13 @@ from vae_lightning.models.posteriors.base import Posterior
 from vae_lightning.models.posteriors.diagonal_gaussian import DiagonalGaussianPosterior
 from vae_lightning.models.priors.base import Prior
 from vae_lightning.models.priors.standard_normal import StandardNormalPrior
-from vae_lightning.models.training_metrics import is_logging_step, training_terms, write_metrics
-from vae_lightning.rules import Count, NonNegative, checked
+from vae_lightning.rules import Count, checked
 from vae_lightning.runs.checkpoints import CONFIG_KEY
 
 # Epoch-level validation and test values are reduced exactly across DDP ranks before they are logged (sums and counts),
 # so every rank holds the same number. Declared as synced with "max", which leaves equal values exact and
-# stops Lightning recommending sync_dist=True for them. They go to the loggers at the optimizer step
-# (``write_metrics``): Lightning's own logger step counts calls of the training step, not steps.
-ALREADY_REDUCED = {"sync_dist": True, "reduce_fx": "max", "logger": False}
+# stops Lightning recommending sync_dist=True for them.
+ALREADY_REDUCED = {"sync_dist": True, "reduce_fx": "max"}
 
 
 @checked
@@ -46,9 +43,7 @@ class VAE(L.LightningModule):
       default). Then z = [h1, h2], the posterior is q(h1|x) q(h2|h1), the prior p(h2) p(h1|h2), the decoder
       reads h1, and each layer's KL is logged as ``{stage}/kl_1`` and ``{stage}/kl_2``.
 
-    This class does the plumbing: training, validation and test steps, metrics, checkpoints. A call of the
-    training step gets ``data.steps_per_call`` batches and makes one optimizer step per batch (manual optimisation),
-    clipping gradients to ``gradient_clip_val`` (by ``gradient_clip_algorithm``) when set.
+    This class does the plumbing: training, validation and test steps, metrics, checkpoints.
     Logged (nats per example): ``{stage}/recon`` = -log p(x|z) at a posterior sample, ``{stage}/kl`` =
     KL(q || p) (closed form when the prior has one, else a one-sample estimate), ``{stage}/elbo`` =
     -(recon + kl), ``train/loss`` = the objective; ``val/loss`` and ``test/loss`` are the negative ELBO
@@ -72,11 +67,8 @@ class VAE(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         iw_samples: Count = 100,
         iw_chunk_elements: Count = 4096,
-        gradient_clip_val: NonNegative | None = None,
-        gradient_clip_algorithm: Literal["norm", "value"] = "norm",
     ) -> None:
         super().__init__()
-        self.automatic_optimization = False  # several optimizer steps a call: training_step
         image_shape = tuple(int(size) for size in image_shape)  # plain ints: checkpoints load weights-only
         self.save_hyperparameters(
             ignore=["encoder", "decoder", "likelihood", "prior", "posterior", "objective", "latents", "optimizer",
@@ -106,11 +98,8 @@ class VAE(L.LightningModule):
         self.scheduler_factory = scheduler
         self.iw_samples = iw_samples
         self.iw_chunk_elements = iw_chunk_elements
-        self.gradient_clip_val, self.gradient_clip_algorithm = gradient_clip_val, gradient_clip_algorithm
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, stored in checkpoints
         self.pass_metrics = PassMetrics(self.posterior.latent_dim)
-        # the training metrics of the latest logging step (floats), for the progress bar and the run summary
-        self.training_metrics: dict[str, float] = {}
         # the fixed part of the objective's TrainingContext, set when training starts
         self._run_shape: dict[str, int] = {}
 
@@ -169,42 +158,20 @@ class VAE(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------------
     # Training
-    def training_step(self, batches: Sequence[tuple[torch.Tensor, ...]], batch_idx: int) -> dict[str, list]:
-        """One optimizer step of the objective's loss per batch of the call. Returns each step's number with its
-        per-example ``recon`` and ``kl`` (detached) for the non-finite guard, which reads them at its own cadence
-        (nothing here waits for the device)."""
-        optimizer, trainer = self.optimizers(), self.trainer
-        last_call = batch_idx + 1 >= trainer.num_training_batches
-        steps = []
-        for index, batch in enumerate(batches):
-            if 0 <= trainer.max_steps <= self.global_step:
-                break
-            context = TrainingContext(step=self.global_step, epoch=self.current_epoch, **self._run_shape)
-            terms = self.objective(self, batch[0], context)
-            if is_logging_step(trainer, last_of_epoch=last_call and index + 1 == len(batches)):
-                self._log_training_terms(terms.loss, terms.recon, terms.kl, batch[0])
-            optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(terms.loss)
-            if self.gradient_clip_val:
-                self.clip_gradients(optimizer, self.gradient_clip_val, self.gradient_clip_algorithm)
-            optimizer.step()
-            steps.append((self.global_step - 1, terms.recon.detach(), terms.kl.detach()))
-        return {"steps": steps}
-
-    def _log_training_terms(self, loss: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor, x: torch.Tensor) -> None:
-        self.training_metrics = training_terms(loss, recon, kl)
-        if self.layered:  # each layer's KL, on a fresh draw (the objective's samples are its own)
-            with torch.no_grad():
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, torch.Tensor]:
+        """The objective's loss; per-example ``recon`` and ``kl`` (detached) go to the callbacks, where the
+        non-finite guard reads them at its own cadence."""
+        x = batch[0]
+        context = TrainingContext(step=self.global_step, epoch=self.current_epoch, **self._run_shape)
+        terms = self.objective(self, x, context)
+        recon, kl = terms.recon.detach().mean(), terms.kl.detach().mean()
+        self.log("train/loss", terms.loss.detach(), prog_bar=True)
+        self.log_dict({"train/recon": recon, "train/kl": kl, "train/elbo": -(recon + kl)})
+        if self.layered and (self.trainer.is_last_batch or (self.global_step + 1) % self.trainer.log_every_n_steps == 0):
+            with torch.no_grad():  # each layer's KL, on the steps the loggers write and at the epoch's end, on a fresh draw
                 out = self(x)
-            kl_1, kl_2 = torch.stack([out["kl_1"].mean(), out["kl_2"].mean()]).tolist()
-            self.training_metrics.update({"train/kl_1": kl_1, "train/kl_2": kl_2})
-        write_metrics(self.trainer, self.training_metrics, self.global_step)
-
-    def on_train_epoch_end(self) -> None:
-        """Learning-rate schedules step once an epoch (``optimizer_settings.optimizers_for``)."""
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            scheduler.step()
+            self.log_dict({"train/kl_1": out["kl_1"].mean(), "train/kl_2": out["kl_2"].mean()})
+        return {"loss": terms.loss, "recon": terms.recon.detach(), "kl": terms.kl.detach()}
 
     def on_train_start(self) -> None:
         """The run's shape for the objective's context; and after a checkpoint is restored, its optimizer trains
@@ -226,10 +193,7 @@ class VAE(L.LightningModule):
         self.pass_metrics.update(self, batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        metrics = self.pass_metrics.results("val")
-        self.log_dict(metrics, prog_bar=True, **ALREADY_REDUCED)
-        if not self.trainer.sanity_checking:
-            write_metrics(self.trainer, metrics, self.global_step)
+        self.log_dict(self.pass_metrics.results("val"), prog_bar=True, **ALREADY_REDUCED)
 
     def on_test_epoch_end(self) -> None:
         loaders = self.trainer.test_dataloaders
@@ -238,7 +202,6 @@ class VAE(L.LightningModule):
         metrics, self.test_details = self.pass_metrics.test_results(
             self, n_examples, lambda value: self.trainer.strategy.reduce(value, reduce_op="sum"))
         self.log_dict(metrics, **ALREADY_REDUCED)
-        write_metrics(self.trainer, metrics, self.global_step)
 
     # ----------------------------------------------------------------------------------------------
     # Checkpoints carry the resolved config so a checkpoint alone rebuilds its model.
@@ -252,12 +215,6 @@ class VAE(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.run_config = checkpoint.get(CONFIG_KEY, self.run_config)
-        # checkpoints of earlier versions (automatic optimisation) count their optimizer steps elsewhere
-        fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
-        automatic = fit_loop.get("epoch_loop.automatic_optimization.optim_progress", {}).get("optimizer", {}).get("step")
-        manual = fit_loop.get("epoch_loop.manual_optimization.optim_step_progress")
-        if automatic and manual and not manual["total"]["completed"]:
-            fit_loop["epoch_loop.manual_optimization.optim_step_progress"] = copy.deepcopy(automatic)
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         if "cuda_rng_states" in checkpoint and torch.cuda.is_available():

@@ -83,7 +83,7 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             clock.lap_since_start("setup")
             with clock.lap("fit"):
                 trainer.fit(fit_model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-            metrics = dict(sorted({**model.training_metrics, **scalar_metrics(trainer.callback_metrics)}.items()))
+            metrics = dict(sorted(scalar_metrics(trainer.callback_metrics).items()))
             metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
             if cfg.get("test"):
                 best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

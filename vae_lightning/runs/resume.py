@@ -26,9 +26,8 @@ INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
 FIXED_ON_RESUME = ("seed", "model", "likelihood", "data")
 #: ...except these, which change how it is trained or evaluated, not what
 CHANGEABLE_ON_RESUME = (
-    "model.optimizer", "model.scheduler", "model.iw_samples", "model.iw_chunk_elements", "model.gradient_clip_val",
-    "model.gradient_clip_algorithm", "data.steps_per_call", "data.data_dir", "data.cache_dir", "data.download",
-    "data.source", "data.eval_batch_size", "data.on_device",
+    "model.optimizer", "model.scheduler", "model.iw_samples", "model.iw_chunk_elements",
+    "data.data_dir", "data.cache_dir", "data.download", "data.source", "data.eval_batch_size", "data.on_device",
 )
 #: the refusal of ``resume=`` together with ``ckpt_path=`` (on the command line, and for ``train(cfg)`` called directly)
 RESUME_WITH_CHECKPOINT = "ckpt_path is not allowed with resume=; resume takes the run's newest checkpoint"

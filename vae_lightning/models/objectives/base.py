@@ -1,8 +1,8 @@
 """Training objectives: what a training step minimises, given the model's components.
 
 Contract: an objective is called as ``objective(model, x, context)`` with the model (a :class:`LatentModel`:
-``sample_latents`` and ``prior``; q(z|x) is a diagonal Gaussian), a batch x of shape (B, C, H, W) and a
-:class:`TrainingContext` (step, epoch, steps per epoch, total steps, training-set size), and returns
+``sample_latents``, ``prior`` and ``posterior``, which is the encoder's diagonal Gaussian or a flow after it), a
+batch x of shape (B, C, H, W) and a :class:`TrainingContext` (step, epoch, total steps, training-set size), and returns
 :class:`ObjectiveTerms`: the scalar ``loss`` that is minimised, and the per-example ``recon`` = -log p(x|z) and
 ``kl`` estimates that are logged as ``train/recon`` and ``train/kl`` (so ``train/elbo`` = -(recon + kl) means the
 same for every objective). A constructor refuses a bad argument with a ``ConfigError`` naming the setting.
@@ -44,22 +44,19 @@ class TrainingContext:
 
     step: int = 0  # optimiser steps taken so far (0 on the first)
     epoch: int = 0
-    steps_per_epoch: int = 1
     total_steps: int = 0  # of the whole run (max_epochs x steps per epoch, or max_steps); 0: unbounded
     dataset_size: int = 0  # training examples per epoch (N of the minibatch estimators); 0: unknown
 
 
 def run_shape(trainer: Any) -> dict[str, int]:
-    """The fixed part of a run's TrainingContext (steps per epoch, total steps, training-set size), from a
-    Lightning trainer whose fit has started. Steps are optimizer steps: the batches of the data module's training
-    sampler (Lightning's own counts are calls of the training step)."""
-    steps_per_epoch = trainer.train_dataloader.sampler.batches
-    epochs = trainer.max_epochs if trainer.max_epochs >= 0 else math.inf
-    total = min(epochs * steps_per_epoch, trainer.max_steps if trainer.max_steps >= 0 else math.inf)
+    """The fixed part of a run's TrainingContext (total optimizer steps, training-set size), from a Lightning
+    trainer whose fit has started, with the project's data module or any loader of a sized data set."""
+    total = trainer.estimated_stepping_batches
+    info = getattr(trainer.datamodule, "info", None) or {}
+    dataset = getattr(trainer.train_dataloader, "dataset", None)
     return {
-        "steps_per_epoch": int(steps_per_epoch),
         "total_steps": int(total) if math.isfinite(total) else 0,
-        "dataset_size": int((getattr(trainer.datamodule, "info", None) or {}).get("n_train", 0)),
+        "dataset_size": int(info.get("n_train", len(dataset) if hasattr(dataset, "__len__") else 0)),
     }
 
 
