@@ -201,10 +201,22 @@ def test_sizes_that_cannot_fit_in_memory_are_one_line(two_epoch_run, tmp_path):
         "error: mean='maybe' is not allowed; use true or false")
 
 
-@pytest.mark.slow  # a training run: CI runs it
-def test_beta_tc_with_a_batch_of_one_is_one_line(tmp_path):
-    line = refusal(train(tmp_path, "model/objective=beta_tc", "data.batch_size=1", "trainer.max_epochs=1"))
-    assert line.startswith("error: data.batch_size=1 is not allowed with model/objective=beta_tc; ")
+DIAGONAL_ONLY = ("error: BetaTCVAE (model.objective) needs q(z|x) to be the encoder's diagonal Gaussian: "
+                 "model/posterior=diagonal_gaussian and one stochastic layer (no model/latents)")
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["model/objective=beta_tc", "model/posterior=iaf"], DIAGONAL_ONLY),
+    (["model/objective=beta_tc", "model/latents=two_layer"], DIAGONAL_ONLY),
+    (["model/objective=beta_tc", "data.batch_size=1"], "error: data.batch_size=1 is not allowed with BetaTCVAE "
+     "(model.objective); use an integer >= 2: its minibatch estimate needs that many examples"),
+    (["model/objective=cyclical_elbo", "trainer.max_epochs=null"], "error: CyclicalKLELBO (model.objective) needs a "
+     "bounded run; set trainer.max_epochs or trainer.max_steps"),
+], ids=["beta_tc-iaf", "beta_tc-two_layer", "beta_tc-batch_of_one", "cyclical-unbounded"])
+def test_what_an_objective_needs_is_refused_before_the_first_folder(tmp_path, args, expected):
+    result = run_module("vae_lightning.train", *args, cwd=tmp_path)
+    assert refusal(result) == expected
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_a_legacy_pickle_holding_code_is_one_line_and_runs_nothing(tmp_path):

@@ -19,9 +19,9 @@ from typing import Any, Literal
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.console import is_rank_zero
-from vae_lightning.errors import ConfigError
+from vae_lightning.errors import NEEDS_DIAGONAL_POSTERIOR, ConfigError
 from vae_lightning.resolvers import register_resolvers
-from vae_lightning.rules import PACKAGE, Count, NonNegativeInt, Positive, Seed, check_section, check_value
+from vae_lightning.rules import PACKAGE, Count, NonNegativeInt, Positive, Seed, check_section, check_value, class_constant
 from vae_lightning.runs.resume import check_unchanged, resume_dir, resumed_argv
 from vae_lightning.runs.run_folder import check_folder, check_writable, claim_folder
 
@@ -127,13 +127,35 @@ def check_machine_folders(cfg: DictConfig, config_name: str) -> None:
         check_folder(str(data_dir), "paths.data_dir")
 
 
+def check_objective_needs(cfg: DictConfig) -> None:
+    """What the training objective needs of the rest of the config, by its class's own declarations
+    (``needs_diagonal_posterior``, ``min_batch_size``, ``needs_bounded_run``): settings each allowed alone."""
+    objective = OmegaConf.select(cfg, "model.objective._target_", default=None)
+    if not isinstance(objective, str):
+        return
+    name = objective.rpartition(".")[2]
+    posterior = OmegaConf.select(cfg, "model.posterior._target_", default=None)
+    if class_constant(objective, "needs_diagonal_posterior") and (
+            OmegaConf.select(cfg, "model.latents", default=None) is not None
+            or (isinstance(posterior, str) and not class_constant(posterior, "diagonal"))):
+        raise ConfigError(NEEDS_DIAGONAL_POSTERIOR.format(objective=name))
+    batch_size, smallest = OmegaConf.select(cfg, "data.batch_size", default=None), class_constant(objective, "min_batch_size")
+    if isinstance(batch_size, int) and smallest and batch_size < smallest:
+        raise ConfigError(f"data.batch_size={batch_size} is not allowed with {name} (model.objective); use an integer "
+                          f">= {smallest}: its minibatch estimate needs that many examples")
+    epochs, steps = (OmegaConf.select(cfg, f"trainer.{key}", default=None) for key in ("max_epochs", "max_steps"))
+    if class_constant(objective, "needs_bounded_run") and epochs in (None, -1) and steps in (None, -1):
+        raise ConfigError(f"{name} (model.objective) needs a bounded run; set trainer.max_epochs or trainer.max_steps")
+
+
 def check_config(cfg: DictConfig) -> None:
     """ConfigError, one line, for the first setting that cannot work: the settings of :data:`SETTINGS`, then every
-    section built from a class of the package, by that class's own annotations; then the devices."""
+    section built from a class of the package, by that class's own annotations and needs; then the devices."""
     for key, annotation in SETTINGS.items():
         check_value(key, OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False), annotation)
     for section, node in package_sections(cfg):
         check_section(section, node)
+    check_objective_needs(cfg)
     check_devices(cfg)
 
 

@@ -30,5 +30,11 @@ class AfterTestError(RuntimeError):
     test metrics are kept. Shown as one line, exit code 1, with the traceback in the run folder."""
 
 
+#: an objective that estimates with the encoder's Gaussian, given something else (refused by the command line and
+#: by the VAE built from Python)
+NEEDS_DIAGONAL_POSTERIOR = ("{objective} (model.objective) needs q(z|x) to be the encoder's diagonal Gaussian: "
+                            "model/posterior=diagonal_gaussian and one stochastic layer (no model/latents)")
+
+
 #: the errors whose message says everything
 USER_ERRORS = (ConfigError, DataSourceError, DataIntegrityError, NonFiniteLossError)

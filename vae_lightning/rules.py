@@ -178,6 +178,24 @@ def _signature_of(module: str, name: str, depth: int = 0) -> tuple[str, ast.Func
     return None
 
 
+def class_constant(target: str, name: str, depth: int = 0) -> Any:
+    """The literal value of a class attribute (``needs_diagonal_posterior: ClassVar[bool] = True``) of the class
+    ``target`` names, its own or the nearest base's in the package; None where the source does not say."""
+    module, _, class_name = target.rpartition(".")
+    found = _definition(module, class_name)
+    if found is None or not isinstance(found[1], ast.ClassDef) or depth > 8:
+        return None
+    where, node = found
+    for item in node.body:
+        targets = item.targets if isinstance(item, ast.Assign) else [item.target] if isinstance(item, ast.AnnAssign) else []
+        if any(getattr(t, "id", None) == name for t in targets) and isinstance(item.value, ast.Constant):
+            return item.value.value
+    for base in node.bases:
+        if isinstance(base, ast.Name) and (value := class_constant(f"{where}.{base.id}", name, depth + 1)) is not None:
+            return value
+    return None
+
+
 def _source_rule(module: str, annotation: ast.expr | None) -> Rule | None:
     """The Rule of an annotation in source; anything it cannot read is left to the constructor."""
     if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):

@@ -8,12 +8,19 @@ import lightning as L
 import torch
 
 from vae_lightning.console import log
-from vae_lightning.errors import ConfigError
+from vae_lightning.errors import NEEDS_DIAGONAL_POSTERIOR, ConfigError
 from vae_lightning.models.diagonal_normal import clamp_logvar
 from vae_lightning.models.latents.base import Latents, LayeredPosterior, LayeredPrior, layer_kls
 from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.models.networks.base import Decoder, Encoder
-from vae_lightning.models.objectives.base import LatentSample, Objective, TrainingContext, kl_terms, run_shape
+from vae_lightning.models.objectives.base import (
+    LatentSample,
+    Objective,
+    ObjectiveTerms,
+    TrainingContext,
+    kl_terms,
+    run_shape,
+)
 from vae_lightning.models.objectives.elbo import ELBO
 from vae_lightning.models.optimizer_settings import optimizers_for, reapply_configured_settings
 from vae_lightning.models.pass_metrics import PassMetrics
@@ -91,9 +98,7 @@ class VAE(L.LightningModule):
             self.prior = LayeredPrior(prior(latent_dim=layers.units, encode=self.encode_top), layers.generate, latent_dim)
         self.objective = objective or ELBO()
         if self.objective.needs_diagonal_posterior and not self.posterior.diagonal:
-            raise ConfigError(f"{type(self.objective).__name__} (model.objective) needs q(z|x) to be the encoder's "
-                              "diagonal Gaussian: model/posterior=diagonal_gaussian and one stochastic layer "
-                              "(no model/latents)")
+            raise ConfigError(NEEDS_DIAGONAL_POSTERIOR.format(objective=type(self.objective).__name__))
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.iw_samples = iw_samples
@@ -164,14 +169,20 @@ class VAE(L.LightningModule):
         x = batch[0]
         context = TrainingContext(step=self.global_step, epoch=self.current_epoch, **self._run_shape)
         terms = self.objective(self, x, context)
+        if self.trainer.is_last_batch or (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self._log_training_terms(terms, x)
+        return {"loss": terms.loss, "recon": terms.recon.detach(), "kl": terms.kl.detach()}
+
+    def _log_training_terms(self, terms: ObjectiveTerms, x: torch.Tensor) -> None:
+        """On the steps the loggers write and at each epoch's end only: ``self.log`` costs more than a small
+        step (``docs/speed.md``)."""
         recon, kl = terms.recon.detach().mean(), terms.kl.detach().mean()
         self.log("train/loss", terms.loss.detach(), prog_bar=True)
         self.log_dict({"train/recon": recon, "train/kl": kl, "train/elbo": -(recon + kl)})
-        if self.layered and (self.trainer.is_last_batch or (self.global_step + 1) % self.trainer.log_every_n_steps == 0):
-            with torch.no_grad():  # each layer's KL, on the steps the loggers write and at the epoch's end, on a fresh draw
+        if self.layered:  # each layer's KL, on a fresh draw
+            with torch.no_grad():
                 out = self(x)
             self.log_dict({"train/kl_1": out["kl_1"].mean(), "train/kl_2": out["kl_2"].mean()})
-        return {"loss": terms.loss, "recon": terms.recon.detach(), "kl": terms.kl.detach()}
 
     def on_train_start(self) -> None:
         """The run's shape for the objective's context; and after a checkpoint is restored, its optimizer trains

@@ -96,6 +96,10 @@ class Objective(ABC):
     config_section: ClassVar[str] = "model.objective"
     #: whether it needs q(z|x) to be the encoder's diagonal Gaussian (the VAE refuses other posteriors)
     needs_diagonal_posterior: ClassVar[bool] = False
+    #: the smallest training batch it can estimate from
+    min_batch_size: ClassVar[int] = 1
+    #: whether it needs the run's length (trainer.max_epochs or trainer.max_steps)
+    needs_bounded_run: ClassVar[bool] = False
 
     @abstractmethod
     def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms: ...

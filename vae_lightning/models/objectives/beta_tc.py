@@ -26,6 +26,8 @@ class BetaTCVAE(Objective):
 
     #: its minibatch estimate of q(z) is a mixture of the encoder's Gaussians
     needs_diagonal_posterior: ClassVar[bool] = True
+    #: with one example the total-correlation term is a constant
+    min_batch_size: ClassVar[int] = 2
 
     def __init__(self, beta: NonNegative = 6.0, alpha: NonNegative = 1.0, gamma: NonNegative = 1.0) -> None:
         self.beta, self.alpha, self.gamma = beta, alpha, gamma

@@ -1,6 +1,7 @@
 """The ELBO with a cyclical KL weight (Fu et al., 2019)."""
 
 import math
+from typing import ClassVar
 
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.objectives.base import TrainingContext
@@ -15,6 +16,8 @@ class CyclicalKLELBO(ELBO):
     ``beta`` over the first ``ratio`` of the period and then stays at ``beta``:
     w_t = beta * min(1, tau_t / R), tau_t = ((t - 1) mod ceil(T / M)) / (T / M), t = 1, 2, ... T.
     Needs a bounded run (``trainer.max_epochs`` or ``trainer.max_steps``)."""
+
+    needs_bounded_run: ClassVar[bool] = True
 
     def __init__(self, cycles: Count = 4, ratio: Fraction = 0.5, beta: NonNegative = 1.0, free_bits: NonNegative = 0.0):
         super().__init__(beta=beta, free_bits=free_bits)
