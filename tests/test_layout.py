@@ -56,3 +56,10 @@ def test_the_check_can_fail(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from vae_lightning.pipelines.fit_and_test import fit_and_test\n")
     assert LAYERS[unit(next(iter(imports(bad))))] > LAYERS["runs"]
+
+
+def test_the_model_and_the_data_know_nothing_of_runs():
+    """models/ and data/ are components a notebook uses alone: no run life-cycle (folders, signals, resume)."""
+    found = [f"{path.relative_to(PACKAGE)} imports {module}" for room in ("models", "data")
+             for path in (PACKAGE / room).rglob("*.py") for module in imports(path) if unit(module) == "runs"]
+    assert found == []

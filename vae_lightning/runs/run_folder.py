@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vae_lightning.console import is_rank_zero
 from vae_lightning.errors import ConfigError
+from vae_lightning.user_cache import process_alive
 
 #: the file that marks a folder as claimed by a run (rank zero writes the run's status into it)
 STATUS_FILE = "status.json"
@@ -38,14 +39,6 @@ def write_status(output_dir: Path, status: str, error: str | None = None) -> Non
     (output_dir / STATUS_FILE).write_text(_status(status, error))
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError as err:
-        return err.errno == errno.EPERM
-    return True
-
-
 def read_status(folder: Path) -> dict:
     """A run folder's status (``unknown`` without one, ``unreadable`` if damaged); a run recorded as live whose
     process is gone from this host is ``crashed``."""
@@ -62,11 +55,14 @@ def read_status(folder: Path) -> dict:
 
 
 def check_writable(path: str, key: str) -> None:
-    """The folder must exist or be creatable, and take a file (tried for real: root passes os.access)."""
-    folder = Path(path)
+    """The folder, or its nearest existing parent while it does not exist, must take a file (tried for real: root
+    passes os.access); nothing is left behind."""
+    folder = Path(path).expanduser()
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is not a folder")
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:
         raise ConfigError(f"{key}={path!r} is not allowed; it is not a writable folder ({err.strerror})") from None
@@ -91,6 +87,7 @@ def claim_folder(path: str, key: str, mark: bool = True) -> None:
             "it did not make (name a new folder, or leave it out for a fresh one)"
         )
     check_writable(str(folder), key)
+    folder.mkdir(parents=True, exist_ok=True)
     if not mark:
         return
     try:
