@@ -48,3 +48,13 @@ class RecordSteps(L.Callback):
         self.record["optimizer_steps"] = trainer.global_step
         with open(self.path, "w") as file:
             json.dump(self.record, file)
+
+
+class RecordOutputBias(L.Callback):
+    """Writes the decoder's last-layer bias as training starts (after any checkpoint is restored) to ``path``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        torch.save(pl_module.decoder.head.bias.detach().cpu().clone(), self.path)

@@ -70,6 +70,9 @@ class LinearDecoder(Decoder):
     def forward(self, z):
         return self.linear(z).unflatten(-1, self.shape)
 
+    def set_output_bias(self, bias):
+        self.linear.bias.data.copy_(bias.flatten())
+
 
 class AmortisedLinearEncoder(Encoder):
     """A deliberately imperfect q(z|x): linear mean, one fixed variance."""

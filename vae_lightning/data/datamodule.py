@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from vae_lightning.console import log
 from vae_lightning.data.batching import tensor_loader
-from vae_lightning.data.pixels import PixelMode, to_model_input
+from vae_lightning.data.pixels import PixelMode, expected_model_input, to_model_input
 from vae_lightning.data.sources import Dataset, DigitData, Source, check_source, idx_folder, load_digits, resolve_order
 from vae_lightning.rules import Count, OpenFraction, Seed, checked
 
@@ -122,6 +122,12 @@ class DigitsDataModule(L.LightningDataModule):
                 f"data.batch_size={self.batch_size} is not smaller than the {len(train_idx)} training examples: "
                 f"each epoch is one batch of {len(train_idx)} (one optimiser step per epoch)"
             )
+
+    def training_mean_and_std(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-pixel mean and standard deviation (C, H, W) of the training images as the model sees them (over
+        their noise for dynamic binarisation and dequantisation: E[x] per image)."""
+        x = expected_model_input(self.splits["train"][0], self.pixel_mode)
+        return x.mean(0), x.std(0)
 
     def grey(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Grey-level images k / 255 of the official ``train`` or ``test`` split, with labels (CPU)."""

@@ -8,6 +8,14 @@ import torch
 PixelMode = Literal["grey", "dynamic", "static", "dequantize"]
 
 
+def expected_model_input(pixels: torch.Tensor, mode: str) -> torch.Tensor:
+    """E[x] of :func:`to_model_input` over its noise: p / 255 (grey and dynamic), the static threshold, or
+    (p + 1/2) / 256 (dequantised)."""
+    if mode == "dequantize":
+        return (pixels.float() + 0.5) / 256.0
+    return to_model_input(pixels, "grey" if mode == "dynamic" else mode)
+
+
 def to_model_input(pixels: torch.Tensor, mode: str, generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 pixels p -> float x.
 

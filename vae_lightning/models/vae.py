@@ -74,6 +74,7 @@ class VAE(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         iw_samples: Count = 100,
         iw_chunk_elements: Count = 4096,
+        output_bias_from_data: bool = True,
     ) -> None:
         super().__init__()
         image_shape = tuple(int(size) for size in image_shape)  # plain ints: checkpoints load weights-only
@@ -103,6 +104,7 @@ class VAE(L.LightningModule):
         self.scheduler_factory = scheduler
         self.iw_samples = iw_samples
         self.iw_chunk_elements = iw_chunk_elements
+        self.output_bias_from_data = output_bias_from_data
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, stored in checkpoints
         self.pass_metrics = PassMetrics(self.posterior.latent_dim)
         # the fixed part of the objective's TrainingContext, set when training starts
@@ -149,6 +151,12 @@ class VAE(L.LightningModule):
             out["kl_1"], out["kl_2"] = layer_kls(self.posterior, self.prior, sample.z[0], kl)
             out["mu"] = torch.cat([sample.mu, self.posterior.upper(sample.mu)[0]], dim=-1)
         return out
+
+    def init_output_from_data(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Start the decoder's output bias where the likelihood's mean is the training images' ``mean`` (C, H, W),
+        with any learned scale from their per-pixel ``std``: Burda et al.'s and Kingma's start (the logit of the
+        mean pixel, for Bernoulli), without which the first epochs collapse the posterior."""
+        self.decoder.set_output_bias(self.likelihood.output_bias(mean, std).to(self.device))
 
     @torch.no_grad()
     def sample_images(self, n: int, mean: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:

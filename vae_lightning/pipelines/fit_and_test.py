@@ -61,6 +61,8 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule.setup()
     if cfg.get("resumed_from"):
         check_same_data(cfg, datamodule.info)
+    if not cfg.get("ckpt_path") and model.output_bias_from_data:  # a new run, not a resumed one
+        model.init_output_from_data(*datamodule.training_mean_and_std())
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from vae_lightning.models.latents.base import Gaussian, Latents
-from vae_lightning.models.networks.base import Activation, mlp
+from vae_lightning.models.networks.base import Activation, Init, initialise, mlp
 from vae_lightning.rules import Count, checked
 
 
@@ -17,11 +17,12 @@ class TwoLayerLatents(Latents):
     x and h1, the encoder's and decoder's ``hidden_dims``)."""
 
     def __init__(self, latent_dim: int, units: Count = 50, hidden_dims: Sequence[int] = (100, 100),
-                 activation: Activation = "tanh") -> None:
+                 activation: Activation = "tanh", init: Init = "torch") -> None:
         super().__init__(latent_dim, units)
         width = hidden_dims[-1] if hidden_dims else None
         self.up = nn.Sequential(mlp([latent_dim, *hidden_dims], activation), nn.Linear(width or latent_dim, 2 * units))
         self.down = nn.Sequential(mlp([units, *hidden_dims], activation), nn.Linear(width or units, 2 * latent_dim))
+        initialise(self, init)
 
     def infer(self, h1: torch.Tensor) -> Gaussian:
         mu, logvar = self.up(h1).chunk(2, dim=-1)

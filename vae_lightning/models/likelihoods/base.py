@@ -59,6 +59,25 @@ class Likelihood(nn.Module, ABC):
             scores["test/bits_per_dim"] = nll / (n_pixels * math.log(2))
         return scores
 
+    def params_at(self, location: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """Decoder outputs (C * params_per_pixel, H, W) with the channels that move the mean at ``location``
+        (C, H, W) and any scale set from the data's per-pixel ``std``; the mean rises with ``location``."""
+        return location
+
+    @torch.no_grad()
+    def output_bias(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """Decoder outputs whose ``mean`` is the image ``mean`` (C, H, W), clipped half an 8-bit level away from 0
+        and 1 (a logit of 0 or 1 is infinite) and into the means the likelihood can reach (the continuous
+        Bernoulli's stay above about 0.06 in float32): the location found by bisection on [-1000, 1000]."""
+        reach = [self.mean(self.params_at(torch.full_like(mean, end), std)) for end in (-1000.0, 1000.0)]
+        target = torch.minimum(torch.maximum(mean.clamp(1 / 512, 1 - 1 / 512), reach[0]), reach[1])
+        low, high = torch.full_like(target, -1000.0), torch.full_like(target, 1000.0)
+        for _ in range(60):
+            middle = (low + high) / 2
+            below = self.mean(self.params_at(middle, std)) < target
+            low, high = torch.where(below, middle, low), torch.where(below, high, middle)
+        return self.params_at((low + high) / 2, std)
+
     @abstractmethod
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per example, shape params.shape[:-3]."""

@@ -75,6 +75,14 @@ class DiscretisedLogisticLikelihood(Likelihood):
             means, log_scales = params[..., n : 2 * n, :, :, :], params[..., 2 * n :, :, :, :]
         return log_weights, means, log_scales.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
 
+    def params_at(self, location: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """Every component at ``location`` with the logistic scale of the data's std (s = std sqrt(3) / pi),
+        equal mixture weights."""
+        log_scale = (std * math.sqrt(3) / math.pi).clamp(math.exp(LOG_SCALE_MIN), math.exp(LOG_SCALE_MAX)).log()
+        n = self.components
+        parts = [location, log_scale] if n == 1 else [torch.zeros_like(location)] * n + [location] * n + [log_scale] * n
+        return torch.cat(parts)
+
     def _log_prob_per_pixel(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         log_weights, means, log_scales = self._split(params)
         per_component = discretised_logistic_log_prob(x.unsqueeze(-4), means, log_scales)

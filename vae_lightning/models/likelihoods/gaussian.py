@@ -54,6 +54,11 @@ class GaussianLikelihood(Likelihood):
         mean = torch.sigmoid(raw_mean) if self.mean_activation == "sigmoid" else raw_mean
         return mean, log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
 
+    def params_at(self, location: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        if self.sigma_mode != "per_pixel":
+            return location
+        return torch.cat([location, std.clamp(math.exp(LOG_SIGMA_MIN), math.exp(LOG_SIGMA_MAX)).log()])
+
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mu, log_sigma = self._mean_and_log_sigma(params)
         z = (x - mu) * torch.exp(-log_sigma)

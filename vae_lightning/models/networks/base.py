@@ -35,6 +35,24 @@ class Decoder(nn.Module, ABC):
     @abstractmethod
     def forward(self, z: torch.Tensor) -> torch.Tensor: ...
 
+    @abstractmethod
+    def set_output_bias(self, bias: torch.Tensor) -> None:
+        """Start the last layer's bias at ``bias`` (out_channels, H, W), or as near as its shape allows."""
+
+
+#: model.encoder.init / model.decoder.init: PyTorch's default, or Glorot-uniform weights with zero biases (Burda et al.)
+Init = Literal["torch", "glorot"]
+
+
+def initialise(module: nn.Module, init: str) -> None:
+    """``glorot``: every linear layer's weights U(-sqrt(6 / (fan_in + fan_out)), +...) and biases 0, as in
+    Burda et al.'s code; ``torch`` leaves PyTorch's default."""
+    if init == "glorot":
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
 
 #: model.encoder.activation / model.decoder.activation
 Activation = Literal["relu", "tanh", "elu", "gelu", "leaky_relu", "softplus"]

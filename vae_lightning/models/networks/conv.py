@@ -70,6 +70,11 @@ class ConvDecoder(Decoder):
                 layers.append(ACTIVATIONS[activation]())
         self.upsample = nn.Sequential(*layers)
 
+    @torch.no_grad()
+    def set_output_bias(self, bias: torch.Tensor) -> None:
+        """A transposed convolution has one bias per channel: each channel's mean over the pixels."""
+        self.upsample[-1].bias.copy_(bias.mean(dim=(-2, -1)))
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         batch_shape = z.shape[:-1]
         h = self.project(z.reshape(-1, z.shape[-1])).unflatten(-1, self.seed_shape)

@@ -6,7 +6,7 @@ from math import prod
 import torch
 from torch import nn
 
-from vae_lightning.models.networks.base import Activation, Decoder, Encoder, mlp
+from vae_lightning.models.networks.base import Activation, Decoder, Encoder, Init, initialise, mlp
 from vae_lightning.rules import checked
 
 
@@ -18,10 +18,12 @@ class MLPEncoder(Encoder):
         latent_dim: int,
         hidden_dims: Sequence[int] = (400,),
         activation: Activation = "relu",
+        init: Init = "torch",
     ) -> None:
         super().__init__()
         self.body = mlp([prod(image_shape), *hidden_dims], activation)
         self.head = nn.Linear(hidden_dims[-1] if hidden_dims else prod(image_shape), 2 * latent_dim)
+        initialise(self, init)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.head(self.body(x.flatten(1))).chunk(2, dim=-1)
@@ -37,12 +39,18 @@ class MLPDecoder(Decoder):
         out_channels: int,
         hidden_dims: Sequence[int] = (400,),
         activation: Activation = "relu",
+        init: Init = "torch",
     ) -> None:
         super().__init__()
         _, height, width = image_shape
         self.out_shape = (out_channels, height, width)
         self.body = mlp([latent_dim, *hidden_dims], activation)
         self.head = nn.Linear(hidden_dims[-1] if hidden_dims else latent_dim, prod(self.out_shape))
+        initialise(self, init)
+
+    @torch.no_grad()
+    def set_output_bias(self, bias: torch.Tensor) -> None:
+        self.head.bias.copy_(bias.flatten())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(z)).unflatten(-1, self.out_shape)
