@@ -7,8 +7,8 @@ Burda et al.'s architectures (``experiment=burda2016_vae``: 784-200-200-50; ``ex
 784-200-200-100-100-100-50) with their Adam and learning-rate schedule, trained for the same epochs at batch 100
 (theirs: 20, 3,280 epochs, which this machine cannot afford), two sweeps (``seeded_sweeps.Sweep``: two jobs side
 by side, one torch thread each, ``logger=local``) into ``outputs/results/``; each job tests its best checkpoint
-with k = 1000 importance samples and measures the Fréchet distance of 10,000 samples drawn from the prior and from
-a 10-component Gaussian mixture fitted to the training encodings. The table is printed and written to
+with k = 1000 importance samples and measures the Fréchet distance of 1,000 samples (``eval.fid_samples``) drawn
+from the prior and from a 10-component Gaussian mixture fitted to the training encodings. The table is printed and written to
 ``benchmarks/latent_layers.md``.
 """
 
@@ -60,7 +60,7 @@ def table() -> str:
         f"networks, optimiser and schedule, {COMMON[1].split('=')[1]} epochs at batch 100, seeds 1 and 2, test NLL "
         f"with k = 1000 importance samples; measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, 2 cores, "
         "no GPU, two jobs side by side with one thread each. Nats per example, mean ± sd over the seeds; Fréchet "
-        "distances (classifier features, 10,000 samples against the test images) from the prior and from a "
+        "distances (classifier features, 1,000 samples, eval.fid_samples, against the test images) from the prior and from a "
         "10-component Gaussian mixture fitted to the training encodings (of h1 with two layers).",
         "",
         "| objective, stochastic layers | seeds | test/nll_iw | 95% interval of the mean | active units (h1 + h2) "

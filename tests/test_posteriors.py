@@ -125,3 +125,20 @@ def test_the_post_hoc_mixture_samples_the_encodings_distribution():
     torch.testing.assert_close(torch.cov(z.T), torch.cov(encodings.T), atol=0.15, rtol=0)
     assert (z[:, 0] > 0).float().mean().item() == pytest.approx(0.75, abs=0.02)
     assert 0.6 < (z[:4000, 0] > 0).float().mean().item() < 0.9  # shuffled, not grouped by component
+
+
+def test_the_post_hoc_mixture_is_fitted_where_the_decoder_reads():
+    """For a flow the encodings are z_K = f(mu) (the flow at zero noise), not the encoder's mean z_0."""
+    from vae_lightning.analysis.latent_samplers import encoding
+
+    model = flow_vae(lambda latent_dim: flows()["planar"])
+    x = (torch.rand(6, 1, 28, 28) > 0.5).float()
+    with torch.no_grad():
+        mu = model.encode(x)[0]
+        z = mu  # the planar steps by hand, from z_0 = mu
+        for u, w, b in zip(model.posterior.constrained_u(), model.posterior.w, model.posterior.b):
+            z = z + torch.tanh(z @ w + b).unsqueeze(-1) * u
+        torch.testing.assert_close(encoding(model, x), z)
+        assert (encoding(model, x) - mu).abs().max() > 0.1  # the flow moved it
+        diagonal = flow_vae(DiagonalGaussianPosterior)
+        torch.testing.assert_close(encoding(diagonal, x), diagonal.encode(x)[0])

@@ -1,6 +1,6 @@
 """Post-hoc latent sampling (as in pythae and Ghosh et al., 2020): after training, fit a Gaussian mixture to the
-posterior means of the training images and decode its samples instead of the prior's, which often look more like
-the data when the aggregate posterior and the prior disagree."""
+encodings of the training images, where the decoder reads them, and decode its samples instead of the prior's,
+which often look more like the data when the aggregate posterior and the prior disagree."""
 
 import torch
 
@@ -8,12 +8,21 @@ from vae_lightning.data.pixels import to_model_input
 
 
 @torch.no_grad()
+def encoding(model, x: torch.Tensor) -> torch.Tensor:
+    """The posterior's point at zero noise, what the decoder reads (B, latent_dim): the encoder's mean for the
+    diagonal Gaussian, the flow applied to it (z_K, not z_0) for a flow posterior, h1 with two layers."""
+    mu, logvar = model.encode(x)
+    z, _ = model.posterior(mu, logvar, torch.zeros(1, len(mu), model.posterior.latent_dim, device=mu.device))
+    return z[0, :, : model.latent_dim]
+
+
+@torch.no_grad()
 def training_encodings(model, pixels: torch.Tensor, pixel_mode: str, batch_size: int = 1000) -> torch.Tensor:
-    """E_q[z_0] = mu of the encoder for every training image (uint8 pixels, as the data module keeps them), on the
-    CPU; the images get the model's input transform with a fixed seed."""
+    """:func:`encoding` of every training image (uint8 pixels, as the data module keeps them), on the CPU; the
+    images get the model's input transform with a fixed seed."""
     generator = torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
-    return torch.cat([model.encode(to_model_input(chunk, pixel_mode, generator).to(device))[0].cpu()
+    return torch.cat([encoding(model, to_model_input(chunk, pixel_mode, generator).to(device)).cpu()
                       for chunk in pixels.split(batch_size)])
 
 
