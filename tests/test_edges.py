@@ -261,3 +261,31 @@ def test_wandb_online_without_a_server_falls_back_with_one_warning_and_no_banner
     assert line.startswith("warning: W&B could not start (") and line.endswith("continuing with the local loggers only")
     assert "wandb:" not in result.stdout + result.stderr
     assert "init_timeout" in line  # given up by the time-out (10 s here; W&B's own default waits 90 s and more)
+
+
+def test_a_stray_word_is_one_line_and_creates_nothing(tmp_path):
+    result = run_module("vae_lightning.train", "model.latent_dim=5", "oops", cwd=tmp_path)
+    assert refusal(result) == "error: 'oops' is not a setting; give key=value or group=option (--help lists them)"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_version_and_hydras_own_flags_pass(tmp_path):
+    version = run_module("vae_lightning.train", "--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == "vae-lightning 0.1.0 (Hydra 1.3.8)"
+    completion = run_module("vae_lightning.train", "-sc", "install=bash", cwd=tmp_path)
+    assert completion.returncode == 0 and "hydra_bash_completion()" in completion.stdout
+    info = run_module("vae_lightning.train", "--info", "config", cwd=tmp_path)
+    assert info.returncode == 0 and "Config search path" in info.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_the_report_is_one_line(tmp_path, monkeypatch, capsys):
+    from vae_lightning import report
+
+    def interrupted(sweep_dir):  # Ctrl-C while the report is being written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "write_report", interrupted)
+    assert report.main([str(tmp_path)]) == 130
+    assert capsys.readouterr().err == (f"interrupted (SIGINT); {tmp_path}'s jobs are untouched, its report may be "
+                                       "incomplete\n")

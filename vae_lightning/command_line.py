@@ -7,6 +7,7 @@ annotations, and :data:`SETTINGS` for the keys outside any component. Anything t
 
 import atexit
 import difflib
+import importlib.metadata
 import importlib.resources
 import os
 import shutil
@@ -312,16 +313,34 @@ def check_command_line(argv: list[str], config_name: str = "train", conf_dir: Pa
     return argv
 
 
+#: Hydra's flags that take the next word as their value
+FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
+                    "--config-dir", "-cd", "--experimental-rerun")
+
+
+def check_words(argv: list[str]) -> None:
+    """A word that is neither a flag, a flag's value nor ``key=value`` (``model.latent_dim=5 oops``)."""
+    for previous, arg in zip(["", *argv], argv):
+        if not arg.startswith("-") and "=" not in arg and previous not in FLAGS_WITH_VALUE:
+            raise ConfigError(f"{arg!r} is not a setting; give key=value or group=option (--help lists them)")
+
+
 def preflight(argv: list[str], config_name: str) -> list[str]:
     """A bad command line ends here with one line and exit code 2, before Hydra or anything heavy runs
     (``HYDRA_FULL_ERROR=1`` skips the checks and shows Hydra's own messages); ``--help`` is answered here.
     Returns the command line to run (a resumed run's overrides in front)."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        return resumed_argv(argv) if config_name == "train" else argv
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or {"-sc", "--shell-completion"} & set(argv):
+        return resumed_argv(argv) if config_name == "train" else argv  # Hydra's own messages; its tab completion
     try:
         if "--help" in argv or "-h" in argv:
             print(help_text(config_name, [arg for arg in argv if _is_override(arg)]))
             raise SystemExit(0)
+        if "--version" in argv:
+            import hydra
+
+            print(f"vae-lightning {importlib.metadata.version('vae-lightning')} (Hydra {hydra.__version__})")
+            raise SystemExit(0)
+        check_words(argv)
         return check_command_line(argv, config_name)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

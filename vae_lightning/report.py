@@ -444,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted (SIGINT); {argv[0]}'s jobs are untouched, its report may be incomplete", file=sys.stderr)
+        return 130
     return 0
 
 
