@@ -265,7 +265,7 @@ def test_a_component_that_does_not_subclass_its_contract_is_one_line(tmp_path, c
         "    def __init__(self, image_shape, latent_dim):\n        super().__init__(784, 2 * latent_dim)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg = compose_train(["model.encoder._target_=plain_encoder.PlainEncoder", "~model.encoder.hidden_dims",
-                         "~model.encoder.activation"])
+                         "~model.encoder.activation", "~model.encoder.init"])
     with pytest.raises(ConfigError) as err:
         build_model(cfg)
     assert str(err.value) == ("model.encoder._target_ builds PlainEncoder, which does not subclass "

@@ -60,7 +60,8 @@ def test_unwritable_output_folder(tmp_path):
     result = run_module("vae_lightning.train", f"paths.log_dir={blocker}/outputs")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"error: paths.log_dir='{blocker}/outputs' is not allowed; it is not a writable folder (Not a directory)"
+        f"error: paths.log_dir='{blocker}/outputs' is not allowed; it is not a writable folder ({blocker} is not a "
+        "folder)"
     ]
 
 
