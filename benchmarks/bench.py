@@ -94,7 +94,7 @@ def build_parts():
 
 
 def vae_step(encoder, decoder, likelihood, optimizer, x: torch.Tensor) -> None:
-    from vae_lightning.models.diagonal_normal import clamp_logvar, kl_to_standard_normal, reparameterise
+    from vae_lightning.models.gaussians import clamp_logvar, kl_to_standard_normal, reparameterise
 
     mu, logvar = encoder(x)
     logvar = clamp_logvar(logvar)

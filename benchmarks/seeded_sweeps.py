@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vae_lightning.analysis.seed_statistics import Summary, compare, summarise
-from vae_lightning.report import job_dirs, read_job
+from vae_lightning.report.seed_statistics import Summary, compare, summarise
+from vae_lightning.report.sweep_report import job_dirs, read_job
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "outputs" / "results"

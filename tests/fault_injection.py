@@ -4,6 +4,7 @@
 import os
 import signal
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -46,12 +47,19 @@ class NaNDecoderBeforeValidation(L.Callback):
 
 
 class SendSignalInTestPass(L.Callback):
-    """Deliver a real signal (default SIGTERM) to this process at the first batch of the test pass."""
+    """Deliver a real signal (default SIGTERM) to this process at the first batch of the test pass; with
+    ``once_marker``, only if that file does not exist yet (it is made), so that a requeued job is not signalled
+    again."""
 
-    def __init__(self, signal_name: str = "SIGTERM") -> None:
+    def __init__(self, signal_name: str = "SIGTERM", once_marker: str | None = None) -> None:
         self.signal = getattr(signal, signal_name)
+        self.once_marker = Path(once_marker) if once_marker else None
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.once_marker is not None:
+            if self.once_marker.exists():
+                return
+            self.once_marker.touch()
         os.kill(os.getpid(), self.signal)
 
 

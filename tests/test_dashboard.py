@@ -169,6 +169,53 @@ def test_a_trained_model_loads_in_one_line_from_each_kind_of_source(trained, tmp
         vae_lightning.load(tmp_path / "junk.ckpt")
 
 
+def test_a_loaded_model_checks_its_inputs_as_the_command_line_does(trained, tmp_path):
+    import numpy as np
+    import torch
+
+    import vae_lightning
+    from vae_lightning.errors import ConfigError
+
+    run, best, *_ = trained
+    vae = vae_lightning.load(run)
+    x = torch.rand(3, 1, 28, 28)
+    reference = vae.log_likelihood(x, k=5)
+    assert torch.equal(vae.log_likelihood(x, k=5), reference)  # seed=0 by default: the same numbers every call
+    assert not torch.equal(vae.log_likelihood(x, k=5, seed=1), reference)
+    for same in (x.reshape(3, 784), x.reshape(3, 28, 28), x.numpy()):  # one shape policy for every method
+        assert torch.equal(vae.log_likelihood(same, k=5), reference)
+        assert torch.equal(vae.encode(same)[0], vae.encode(x)[0])
+    refusals = [
+        (x * 255, "x holds values in ["),
+        (x - 0.5, "x holds values in [-0.4"),
+        (x.clone().fill_(float("nan")), "x holds NaN or infinite values; give floats in [0, 1] (or uint8 pixels 0..255)"),
+        ((x * 255).long(), "x of dtype torch.int64 is not allowed; give uint8 pixels (0..255) or floats in [0, 1]"),
+        (torch.rand(3, 100), "x of shape (3, 100) is not allowed; give a batch of images shaped (B, 1, 28, 28), "
+                             "(B, 28, 28) or (B, 784) with B >= 1"),
+        (torch.rand(0, 1, 28, 28), "x of shape (0, 1, 28, 28) is not allowed"),
+        (np.zeros((2, 784), dtype=np.int64), "x of dtype torch.int64 is not allowed"),
+    ]
+    for bad, message in refusals:
+        for method in (vae.log_likelihood, vae.encode, vae.reconstruct):
+            with pytest.raises(ConfigError) as err:
+                method(bad)
+            assert str(err.value).startswith(message) and "\n" not in str(err.value), (method, str(err.value))
+    for n, message in ((-1, "n=-1 is not allowed; use an integer >= 1"), (2.5, "n=2.5 is not allowed; use an integer >= 1"),
+                       (True, "n=True is not allowed; use an integer >= 1")):
+        with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+            vae.sample(n)
+    with pytest.raises(ConfigError, match=r"^n=100000000 is not allowed; decoding 100,000,000 images takes about "
+                                          r".* GB are available$"):
+        vae.sample(10**8)
+    with pytest.raises(ConfigError, match=r"^k=0 is not allowed; use an integer >= 1$"):
+        vae.log_likelihood(x, k=0)
+    broken = tmp_path / "run"  # a run folder whose metrics.json was cut short: its last checkpoint is taken
+    (broken / "checkpoints").mkdir(parents=True)
+    (broken / "checkpoints" / "last.ckpt").write_bytes((run / "checkpoints" / "last.ckpt").read_bytes())
+    (broken / "metrics.json").write_text('{"metrics": {"test/lo')
+    assert vae_lightning.load(broken).checkpoint == broken / "checkpoints" / "last.ckpt"
+
+
 def test_tensorboard_holds_the_settings_with_the_final_metrics(trained):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2

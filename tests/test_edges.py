@@ -280,7 +280,7 @@ def test_version_and_hydras_own_flags_pass(tmp_path):
 
 
 def test_ctrl_c_during_the_report_is_one_line(tmp_path, monkeypatch, capsys):
-    from vae_lightning import report
+    from vae_lightning.report import sweep_report as report
 
     def interrupted(sweep_dir):  # Ctrl-C while the report is being written
         raise KeyboardInterrupt
@@ -289,3 +289,67 @@ def test_ctrl_c_during_the_report_is_one_line(tmp_path, monkeypatch, capsys):
     assert report.main([str(tmp_path)]) == 130
     assert capsys.readouterr().err == (f"interrupted (SIGINT); {tmp_path}'s jobs are untouched, its report may be "
                                        "incomplete\n")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Paths as a shell passes them
+@pytest.mark.slow  # four short processes
+def test_a_folder_with_spaces_and_accents_is_used_again_as_typed_in_a_shell(tmp_path):
+    run = tmp_path / "my runs" / "été 1"
+    made = run_module("vae_lightning.train", *QUICK, "debug=fast", "test=false", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
+    # resume="$RUN" in a shell is one word with spaces; 'resume="$RUN"' keeps Hydra's quotes: both are the run
+    resumed = run_module("vae_lightning.train", f"resume={run}", "trainer.max_epochs=2", "test=false", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resume='{run}'" not in resumed.stderr
+    assert refusal(run_module("vae_lightning.train", f'resume="{run}"', "trainer.max_epochs=1", cwd=tmp_path)) == (
+        f"error: trainer.max_epochs=1 is not allowed here; {run}/checkpoints/last.ckpt has trained 1 epochs already, "
+        "so there is nothing to train: give trainer.max_epochs > 1, or test it with python -m vae_lightning.evaluate "
+        f"'ckpt_path={run}/checkpoints/last.ckpt'")
+    sampled = run_module("vae_lightning.sample", f"ckpt_path={run}/checkpoints/last.ckpt", "n=4", cwd=tmp_path)
+    assert sampled.returncode == 0, sampled.stderr[-2000:]
+    assert len(list((run / "samples").glob("samples_prior_n4_*.png"))) == 1
+
+
+def test_a_path_hydra_cannot_read_is_one_line_before_anything_is_claimed(tmp_path):
+    line = refusal(run_module("vae_lightning.train", "debug=fast", f"hydra.run.dir={tmp_path}/a=b", cwd=tmp_path))
+    assert line.startswith("error: mismatched input '=' expecting <EOF>")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_more_mixture_components_than_training_images_is_one_line_before_encoding(two_epoch_run, tmp_path):
+    checkpoint = two_epoch_run / "checkpoints" / "last.ckpt"
+    n_train = json.loads((two_epoch_run / "run_info.json").read_text())["data"]["n_train"]
+    result = run_module("vae_lightning.sample", f"ckpt_path={checkpoint}", "sampler=gmm", "gmm_components=100000",
+                        cwd=tmp_path)
+    assert refusal(result) == ("error: gmm_components=100000 is not allowed; the Gaussian mixture is fitted to the "
+                               f"{n_train:,} training images, so use at most {n_train:,} components")
+
+
+@pytest.mark.slow  # two processes
+def test_a_second_resume_of_a_run_being_resumed_is_one_line(two_epoch_run, tmp_path):
+    import signal
+    import socket
+    import time
+
+    from vae_lightning.runs.run_folder import RESUMING_FILE
+
+    slow = ["+callbacks.slow._target_=fault_injection.SleepEachStep", "+callbacks.slow.seconds=0.5"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "vae_lightning.train", *QUICK, f"resume={two_epoch_run}", "trainer.max_epochs=3", *slow,
+         f"paths.log_dir={tmp_path / 'first'}"],
+        env={**os.environ, **FAULTS}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    marker = two_epoch_run / RESUMING_FILE
+    for _ in range(600):
+        if marker.exists() or first.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert marker.exists(), first.stderr.read()[-2000:] if first.poll() is not None else "no marker after 60 s"
+    line = refusal(train(tmp_path / "second", f"resume={two_epoch_run}", "trainer.max_epochs=3"))
+    assert line == (f"error: resume='{two_epoch_run}' is not allowed; process {first.pid} on {socket.gethostname()} "
+                    "is resuming that run now: wait for it, or stop it")
+    assert not (tmp_path / "second").exists()
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=120) == 130
+    assert not marker.exists()  # the first resume's record goes with its process

@@ -176,3 +176,14 @@ def test_the_outputs_folder_exists_in_a_clone_with_a_readme():
     assert readme.is_file() and "runs/" in readme.read_text()
     tracked = subprocess.run(["git", "ls-files", "outputs"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert tracked == ["outputs/README.md"]
+
+
+@pytest.mark.slow  # one more short run
+def test_mixed_precision_on_the_cpu_is_as_quiet_as_fp32(tmp_path):
+    result = run_module("vae_lightning.train", "debug=fast", "eval.fid_samples=0", "logger=local",
+                        "trainer.precision=bf16-mixed", cwd=tmp_path, as_typed=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.strip() == ""
+    (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
+    config = (run_dir / "config.yaml").read_text()
+    assert "precision: bf16-mixed" in config and "Final metrics (nats per example):" in result.stdout

@@ -11,10 +11,10 @@ LAYERS = {
     "train": 4, "evaluate": 4, "sample": 4, "report": 4, "command_line": 4, "trained_model": 4,
     # what a command does
     "pipelines": 3,
-    # components: the model and its parts, the data, callbacks, loggers, pictures and statistics
-    "models": 2, "data": 2, "callbacks": 2, "loggers": 2, "analysis": 2,
-    # the run life-cycle: task, status, resume, signals, checkpoints, DDP relaunch, run files
-    "runs": 1,
+    # components: the model and its parts, the data, callbacks, pictures and sample quality
+    "models": 2, "data": 2, "callbacks": 2, "analysis": 2,
+    # the run life-cycle: task, status, resume, run files, DDP relaunch; interruption; experiment tracking
+    "runs": 1, "interruption": 1, "tracking": 1,
     # small shared pieces
     "console": 0, "errors": 0, "rules": 0, "resolvers": 0, "user_cache": 0,
 }

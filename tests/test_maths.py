@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
-from vae_lightning.models.diagonal_normal import (
-    diagonal_normal_log_prob,
+from vae_lightning.models.gaussians import (
+    diagonal_gaussian_log_prob,
     kl_to_standard_normal,
     reparameterise,
     standard_normal_log_prob,
@@ -35,7 +35,7 @@ def test_kl_is_zero_only_at_the_prior():
 def test_gaussian_log_densities_match_torch_distributions():
     z, mu, logvar = torch.randn(5, 32, 8), torch.randn(32, 8), torch.randn(32, 8)
     q = Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
-    torch.testing.assert_close(diagonal_normal_log_prob(z, mu, logvar), q.log_prob(z))
+    torch.testing.assert_close(diagonal_gaussian_log_prob(z, mu, logvar), q.log_prob(z))
     prior = Independent(Normal(torch.zeros(8), torch.ones(8)), 1)
     torch.testing.assert_close(standard_normal_log_prob(z), prior.log_prob(z))
 

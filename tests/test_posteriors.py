@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from vae_lightning.models.diagonal_normal import diagonal_normal_log_prob
+from vae_lightning.models.gaussians import diagonal_gaussian_log_prob
 from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
 from vae_lightning.models.marginal_likelihood import importance_weighted_nll
 from vae_lightning.models.networks.mlp import MLPDecoder, MLPEncoder
@@ -43,7 +43,7 @@ def test_log_q_is_the_base_density_minus_the_log_determinant_of_autograds_jacobi
             return flow(mu, logvar, ((point - mu) / sigma).view(1, 1, D))[0].view(D)
 
         jacobian = torch.autograd.functional.jacobian(transform, z0.view(D))
-        expected = diagonal_normal_log_prob(z0.view(D), mu.view(D), logvar.view(D)) - torch.linalg.slogdet(jacobian)[1]
+        expected = diagonal_gaussian_log_prob(z0.view(D), mu.view(D), logvar.view(D)) - torch.linalg.slogdet(jacobian)[1]
         torch.testing.assert_close(log_q.view(()), expected)
         assert not torch.allclose(z.view(D), z0.view(D))  # the flow moved the sample
 

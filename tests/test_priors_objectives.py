@@ -7,9 +7,9 @@ import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from vae_lightning.errors import ConfigError
-from vae_lightning.models.diagonal_normal import (
-    diagonal_normal_log_prob,
-    diagonal_normal_mixture_log_probs,
+from vae_lightning.models.gaussians import (
+    diagonal_gaussian_log_prob,
+    diagonal_gaussian_mixture_log_probs,
     kl_to_standard_normal,
 )
 from vae_lightning.models.likelihoods.bernoulli import BernoulliLikelihood
@@ -67,7 +67,7 @@ def test_every_components_log_density_matches_torch_distributions(log_scale):
     logvars = torch.randn(6, 5, generator=generator) + 2 * log_scale
     z = means[2] + torch.exp(0.5 * logvars[2]) * torch.randn(4, 7, 5, generator=generator)  # near component 2
     reference = Independent(Normal(means, torch.exp(0.5 * logvars)), 1).log_prob(z.unsqueeze(-2))  # (4, 7, 6)
-    ours = diagonal_normal_mixture_log_probs(z, means, logvars)
+    ours = diagonal_gaussian_mixture_log_probs(z, means, logvars)
     assert ours.shape == (4, 7, 6)
     torch.testing.assert_close(ours[..., 2], reference[..., 2], rtol=1e-5, atol=1e-4)  # the one z is near
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-3)
@@ -115,7 +115,7 @@ def test_monte_carlo_kl_agrees_with_the_analytic_kl_within_its_standard_error():
     torch.manual_seed(0)
     mu, logvar = torch.randn(4, 6), torch.randn(4, 6) * 0.5
     z = mu + torch.exp(0.5 * logvar) * torch.randn(40_000, 4, 6)
-    estimates = diagonal_normal_log_prob(z, mu, logvar) - StandardNormalPrior(6).log_prob(z)  # (S, B)
+    estimates = diagonal_gaussian_log_prob(z, mu, logvar) - StandardNormalPrior(6).log_prob(z)  # (S, B)
     mean, stderr = estimates.mean(0), estimates.std(0) / math.sqrt(z.shape[0])
     analytic = kl_to_standard_normal(mu, logvar).sum(-1)
     assert torch.all((mean - analytic).abs() < 4 * stderr), (mean, analytic, stderr)
@@ -290,7 +290,7 @@ def test_beta_tc_decomposition_matches_a_reference_from_torch_distributions():
                                        log_p_z.double(), 54_000)
     torch.testing.assert_close(ours.double(), expected, rtol=1e-5, atol=1e-4)
     # the three parts add up to the one-sample KL estimate, log q(z|x) - log p(z)
-    torch.testing.assert_close(ours.sum(1), diagonal_normal_log_prob(sample.z[0], sample.mu, sample.logvar) - log_p_z)
+    torch.testing.assert_close(ours.sum(1), diagonal_gaussian_log_prob(sample.z[0], sample.mu, sample.logvar) - log_p_z)
 
 
 def test_beta_tc_moves_nats_between_its_parts_with_the_training_set_size():

@@ -194,3 +194,30 @@ def test_a_submitit_job_stopped_by_its_time_limit_is_requeued_and_ends_like_an_u
     assert json.loads((job / "run_info.json").read_text())["started_from_checkpoint"] == str(
         job / "checkpoints" / "interrupted.ckpt")
     assert not list(job.glob("checkpoints/last-v*.ckpt"))  # one lineage in one folder, not a fresh start beside it
+
+
+@pytest.mark.slow
+def test_a_submitit_job_signalled_in_its_test_pass_is_requeued_and_tests_its_finished_training(tmp_path):
+    """A cluster's signal (SIGUSR2) in the test pass: the job is requeued into its own folder, the next attempt
+    continues from last.ckpt with nothing left to train, tests the best checkpoint and ends with the metrics of the
+    same run never stopped; the folder holds one lineage of checkpoints."""
+    settings = [*QUICK, "trainer.max_epochs=2", "model.latent_dim=5"]
+    full = run_module("vae_lightning.train", *settings, f"paths.log_dir={tmp_path / 'full'}")
+    assert full.returncode == 0, full.stderr[-2000:]
+    fault = ["+callbacks.fault._target_=fault_injection.SendSignalInTestPass", "+callbacks.fault.signal_name=SIGUSR2",
+             f"+callbacks.fault.once_marker={tmp_path / 'signalled'}"]
+    result = run_module("vae_lightning.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+                        "+hydra.launcher.max_num_timeout=3", *settings, *fault, cwd=tmp_path, env=FAULTS, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (tmp_path / "signalled").exists()
+    (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
+    job = sweep / "0"
+    logs = "".join(path.read_text() for path in sweep.glob(".submitit/*/*_log.*"))
+    assert "requeued after SIGUSR2: continuing from " + str(job / "checkpoints" / "last.ckpt") in logs, logs[-3000:]
+    assert json.loads((job / "status.json").read_text())["status"] == "completed"
+    got, expected = json.loads((job / "metrics.json").read_text())["metrics"], final_metrics(tmp_path / "full")
+    for name in ("val/loss", "test/loss", "test/kl", "test/recon", "test/nll_iw"):
+        assert got[name] == pytest.approx(expected[name], rel=1e-5), name
+    names = sorted(path.name for path in (job / "checkpoints").iterdir())
+    assert len(names) == 2 and "last.ckpt" in names and names[0].startswith("epoch001-"), names  # no -v1 copies
+    assert (sweep / "report.md").exists()

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from conftest import run_module
 
-from vae_lightning.analysis.seed_statistics import compare, summarise, t_quantile
-from vae_lightning.report import job_dirs, read_job, seed_rankings, write_report
+from vae_lightning.report.seed_statistics import compare, summarise, t_quantile
+from vae_lightning.report.sweep_report import job_dirs, read_job, seed_rankings, write_report
 
 
 def test_summary_matches_the_textbook_t_interval():

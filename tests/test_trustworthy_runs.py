@@ -84,8 +84,9 @@ def test_resume_applies_typed_overrides_and_keeps_the_runs_loggers_and_folders(f
         ("seed=7", "seed", "12345", "7"),
         ("model.latent_dim=5", "model.latent_dim", "20", "5"),
         ("data.batch_size=64", "data.batch_size", "128", "64"),
-        ("likelihood=gaussian", "likelihood._target_", "'vae_lightning.models.likelihoods.bernoulli.BernoulliLikelihood'",
-         "'vae_lightning.models.likelihoods.gaussian.GaussianLikelihood'"),
+        ("likelihood=gaussian", "likelihood", "BernoulliLikelihood", "GaussianLikelihood"),
+        ("model/latents=two_layer", "model/latents", "none", "TwoLayerLatents"),
+        ("model/prior=vamp", "model/prior", "StandardNormalPrior", "VampPrior"),
     ],
 )
 def test_resume_refuses_a_change_of_model_data_or_seed_in_one_line(finished_run, tmp_path, override, key, before, now):
@@ -142,7 +143,7 @@ def test_project_json_is_strict_and_names_what_was_not_a_number(tmp_path):
 
 
 def test_a_sweep_report_never_ranks_a_value_that_is_not_a_number(tmp_path):
-    from vae_lightning.report import rankings, read_job
+    from vae_lightning.report.sweep_report import rankings, read_job
     from vae_lightning.runs.run_files import write_json
 
     for job, nll in (("0", 90.0), ("1", float("inf"))):

@@ -24,10 +24,13 @@ from vae_lightning.errors import NEEDS_DIAGONAL_POSTERIOR, ConfigError
 from vae_lightning.resolvers import register_resolvers
 from vae_lightning.rules import PACKAGE, Count, NonNegativeInt, Positive, Seed, check_section, check_value, class_constant
 from vae_lightning.runs.resume import check_unchanged, resume_dir, resumed_argv
-from vae_lightning.runs.run_folder import check_folder, check_writable, claim_folder
+from vae_lightning.runs.run_folder import check_folder, check_writable, claim_folder, claim_resume, unquoted
 
 #: the Hydra configs, shipped inside the package (``conf/`` at the top of a clone links here)
 CONF_DIR = Path(str(importlib.resources.files("vae_lightning") / "conf"))
+
+#: settings whose value is a path, which a shell passes as one word, spaces and all
+PATH_SETTINGS = ("resume", "ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "paths.log_dir", "paths.data_dir")
 
 #: the rules of the settings that belong to no component (the components' own are their annotations)
 SETTINGS: dict[str, Any] = {
@@ -141,6 +144,22 @@ def check_objective_needs(cfg: DictConfig) -> None:
         raise ConfigError(f"{name} (model.objective) needs a bounded run; set trainer.max_epochs or trainer.max_steps")
 
 
+def check_what_torch_answers(cfg: DictConfig, config_name: str, run_dir: Path | None) -> None:
+    """The checks that need torch, imported only for a command that will run: a training run's model must fit in
+    memory, and a run continued from a checkpoint must have epochs left to train."""
+    if config_name != "train":
+        return
+    from vae_lightning.models.build import check_fits_in_memory
+    from vae_lightning.models.checkpoints import check_something_to_train, read_checkpoint
+    from vae_lightning.runs.resume import newest_checkpoint
+
+    check_fits_in_memory(cfg)
+    checkpoint = newest_checkpoint(run_dir) if run_dir is not None else cfg.get("ckpt_path")
+    if checkpoint:
+        check_something_to_train(read_checkpoint(checkpoint, for_training=True),
+                                 OmegaConf.select(cfg, "trainer.max_epochs", default=None), str(checkpoint))
+
+
 def check_config(cfg: DictConfig) -> None:
     """ConfigError, one line, for the first setting that cannot work: the settings of :data:`SETTINGS`, then every
     section built from a class of the package, by that class's own annotations and needs; then the devices."""
@@ -159,6 +178,19 @@ def check_config(cfg: DictConfig) -> None:
 def _split(arg: str) -> tuple[str, str, str]:
     key, sep, value = arg.partition("=")
     return key.lstrip("+~"), sep, value
+
+
+def quote_paths(argv: list[str]) -> list[str]:
+    """A path with spaces or non-ASCII characters, as the shell passes it, quoted for Hydra's grammar; a path
+    quoted already, or a sweep over several paths, is left as typed."""
+    quoted = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if (sep and key.lstrip("+") in PATH_SETTINGS and value[:1] not in ("'", '"') and "," not in value
+                and (any(char.isspace() for char in value) or not value.isascii())):
+            arg = f"{key}='{value.replace(chr(39), chr(92) + chr(39))}'"
+        quoted.append(arg)
+    return quoted
 
 
 def _is_override(arg: str) -> bool:
@@ -193,18 +225,22 @@ def check_group_choices(argv: list[str], config_name: str, conf_dir: Path) -> No
                 raise ConfigError(f"{key}={choice!r} is not allowed; use one of {groups[key]}{leave_out}")
 
 
-def sweep_variants(overrides: list[str]) -> list[list[str]]:
-    """Override lists that together use every value of every swept key once (not their product): the first
-    value of each sweep, then each further value of one sweep at a time."""
+def parsed_overrides(overrides: list[str]) -> list[Any]:
+    """Hydra's reading of the overrides; what its grammar refuses, in one line."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        return OverridesParser.create().parse_overrides(overrides)
     except HydraException as err:
         raise ConfigError(" ".join(str(err).split())[:300]) from None
+
+
+def sweep_variants(overrides: list[str]) -> list[list[str]]:
+    """Override lists that together use every value of every swept key once (not their product): the first
+    value of each sweep, then each further value of one sweep at a time."""
     fixed, swept = [], []
-    for override in parsed:
+    for override in parsed_overrides(overrides):
         if not override.is_sweep_override():
             fixed.append(override.input_line)
             continue
@@ -284,6 +320,7 @@ def check_command_line(argv: list[str], config_name: str = "train", conf_dir: Pa
     check_group_choices(argv, config_name, conf_dir)
     for arg in argv:
         key, sep, value = _split(arg)
+        value = unquoted(value)
         if key == "ckpt_path" and sep and not Path(value).expanduser().is_file():
             raise ConfigError(f"ckpt_path={value!r} is not allowed; no such file (give a .ckpt from a run's checkpoints/)")
     if config_name != "train" and not any(arg.startswith(("-", "ckpt_path=")) for arg in argv):
@@ -292,24 +329,29 @@ def check_command_line(argv: list[str], config_name: str = "train", conf_dir: Pa
     informational = any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv)  # --cfg, --info
     variants = sweep_variants(overrides)
     run_dir = resume_dir(argv) if config_name == "train" else None
-    for number, variant in enumerate(variants):
-        cfg = compose_config(config_name, conf_dir, variant)
+    configs = [compose_config(config_name, conf_dir, variant) for variant in variants]
+    for number, cfg in enumerate(configs):
         if number == 0:
             check_setting_names(overrides, cfg)
         if not informational:
             check_config(cfg)
             if run_dir is not None:
-                check_unchanged(cfg, run_dir)
+                check_unchanged(cfg, run_dir, list(config_groups(conf_dir)))
     if informational:
         return argv
-    log_dir = next((_split(arg)[2] for arg in argv if _split(arg)[0] == "paths.log_dir"), None)
+    parsed_overrides([arg for arg in argv if _split(arg)[1] and not arg.startswith("-")])  # hydra.* too
+    log_dir = next((unquoted(_split(arg)[2]) for arg in argv if _split(arg)[0] == "paths.log_dir"), None)
     check_writable(log_dir or str(Path.cwd() / "outputs"), "paths.log_dir")
     check_machine_folders(cfg, config_name)
+    for cfg in configs:  # the checks that import torch, last
+        check_what_torch_answers(cfg, config_name, run_dir)
     if config_name != "sample" and not is_ddp_child():  # samples share one folder, each file named anew
+        if run_dir is not None:
+            claim_resume(run_dir)
         for arg in argv:
             key, sep, value = arg.partition("=")
             if key in ("hydra.run.dir", "hydra.sweep.dir") and sep and "$" not in value:
-                claim_folder(value, key, mark=key == "hydra.run.dir")
+                claim_folder(unquoted(value), key, mark=key == "hydra.run.dir")
     return argv
 
 
@@ -341,7 +383,7 @@ def preflight(argv: list[str], config_name: str) -> list[str]:
             print(f"vae-lightning {importlib.metadata.version('vae-lightning')} (Hydra {hydra.__version__})")
             raise SystemExit(0)
         check_words(argv)
-        return check_command_line(argv, config_name)
+        return check_command_line(quote_paths(argv), config_name)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

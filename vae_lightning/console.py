@@ -83,20 +83,27 @@ def quiet_library_noise() -> None:
     * Lightning's tip to install ``litlogger`` (printed on every run without it);
     * Lightning's ``isinstance(treespec, LeafSpec)`` deprecation warning, raised by Lightning's own code
       (``lightning/pytorch/utilities/_pytree.py``) under this torch version, not by anything configurable;
-    * the second copy of each Lightning message: ``import lightning`` gives its logger a stderr handler of its
-      own, while its records also reach the console and log-file handlers Hydra set up. When those exist,
-      Lightning's own handler goes, so each line is printed once and also lands in the run's log file.
+    * the model summary's note that it sizes a mixed-precision model (``trainer.precision=bf16-mixed``) in 32 bits
+      (the summary's MB column only; training uses the precision asked for);
+    * Lightning's own stderr handlers: imported before logging is set up (the pre-flight's memory check imports
+      it), ``lightning.pytorch`` and ``lightning.fabric`` each get one and stop passing records up. When Hydra's
+      console and log-file handlers exist, those go and records pass up again, so each line is printed once, on
+      stdout, and also lands in the run's log file.
     """
-    lightning_logger = logging.getLogger("lightning")
     if logging.getLogger().handlers:
-        for handler in list(lightning_logger.handlers):
-            lightning_logger.removeHandler(handler)
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            library_logger = logging.getLogger(name)
+            for handler in list(library_logger.handlers):
+                library_logger.removeHandler(handler)
+            library_logger.propagate = True
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         DropMessages("💡 Tip: For seamless cloud logging")
     )
     warnings.filterwarnings(
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", module=r"lightning\.pytorch\.utilities\._pytree"
     )
+    warnings.filterwarnings("ignore", message=r"Precision \S+ is not supported by the model summary",
+                            module=r"lightning\.pytorch\.utilities\.model_summary")
 
 
 log.addFilter(RankZeroFilter())

@@ -6,16 +6,20 @@ reader as ``evaluate`` and ``sample``, and bad sources are refused in one line (
 """
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
+from vae_lightning.console import log
 from vae_lightning.data.pixels import to_model_input
 from vae_lightning.errors import ConfigError
-from vae_lightning.models.build import load_model
+from vae_lightning.models.build import check_memory, decoded_bytes, load_model
 from vae_lightning.models.marginal_likelihood import importance_weighted_nll
 from vae_lightning.models.vae import VAE
+from vae_lightning.rules import Count, Seed, check_value
 
 
 def checkpoint_in(source: str | Path) -> Path:
@@ -27,7 +31,13 @@ def checkpoint_in(source: str | Path) -> Path:
     if not path.is_dir():
         raise ConfigError(f"load({str(source)!r}): no such file or folder; give a run folder, a .ckpt file or a "
                           "downloaded model artifact folder")
-    best = json.loads((path / "metrics.json").read_text()).get("best_checkpoint") if (path / "metrics.json").is_file() else None
+    best = None
+    if (path / "metrics.json").is_file():
+        try:
+            best = json.loads((path / "metrics.json").read_text()).get("best_checkpoint")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            log.warning("load(%r): its metrics.json is unreadable, so its best checkpoint is unknown; taking "
+                        "checkpoints/last.ckpt", str(source))
     candidates = [Path(best)] if best and Path(best).is_file() else []
     candidates += [path / "checkpoints" / "last.ckpt", *sorted(path.glob("*.ckpt"))]
     found = next((candidate for candidate in candidates if candidate.is_file()), None)
@@ -38,9 +48,12 @@ def checkpoint_in(source: str | Path) -> Path:
 
 
 class TrainedVAE:
-    """A trained VAE in eval mode. Images are (B, C, H, W): uint8 pixels (0..255, as the data sets store them) are
-    turned into the model's input the way its test set was (binarised with a fixed seed for a Bernoulli decoder,
-    dequantised for a density on [0, 1], ...); float images are taken as the model's input as they are."""
+    """A trained VAE in eval mode. Images are a batch of B >= 1, as a tensor or a numpy array, shaped (B, C, H, W),
+    (B, H, W) for one channel, or flat (B, C*H*W). uint8 pixels (0..255, as the data sets store them) are turned
+    into the model's input the way its test set was (binarised with a fixed seed for a Bernoulli decoder,
+    dequantised for a density on [0, 1], ...); float images in [0, 1] are taken as the model's input as they are.
+    Anything else is refused with a ``ConfigError`` naming what was given; so are the limits the command line has
+    (``n``, ``k``, ``seed``)."""
 
     def __init__(self, model: VAE, config: DictConfig, checkpoint: Path) -> None:
         self.model, self.config, self.checkpoint = model, config, checkpoint  # config: the run's resolved config
@@ -57,15 +70,32 @@ class TrainedVAE:
         self.model.to(device)
         return self
 
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The model's input for images x (see the class docstring)."""
+    def inputs(self, x: Any) -> torch.Tensor:
+        """The model's input for images x (see the class docstring), (B, C, H, W) on the model's device."""
+        shape = tuple(self.model.image_shape)
+        accepted = f"(B, {', '.join(map(str, shape))}), (B, {shape[1]}, {shape[2]}) or (B, {math.prod(shape)}) with B >= 1"
+        x = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+        if x.dim() == 2 and x.shape[1] == math.prod(shape) or x.dim() == 3 and (1, *x.shape[1:]) == shape:
+            x = x.reshape(len(x), *shape)
+        if x.dim() != 4 or tuple(x.shape[1:]) != shape or len(x) == 0:
+            raise ConfigError(f"x of shape {tuple(x.shape)} is not allowed; give a batch of images shaped {accepted}")
         if x.dtype == torch.uint8:
-            x = to_model_input(x, self.pixels, torch.Generator().manual_seed(0))
+            return to_model_input(x, self.pixels, torch.Generator().manual_seed(0)).to(self.device, torch.float32)
+        if not x.is_floating_point():
+            raise ConfigError(f"x of dtype {x.dtype} is not allowed; give uint8 pixels (0..255) or floats in [0, 1]")
+        if not torch.isfinite(x).all():
+            raise ConfigError("x holds NaN or infinite values; give floats in [0, 1] (or uint8 pixels 0..255)")
+        if x.min() < 0 or x.max() > 1:
+            raise ConfigError(f"x holds values in [{x.min().item():g}, {x.max().item():g}]; give floats in [0, 1] "
+                              "(or uint8 pixels 0..255)")
         return x.to(self.device, torch.float32)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, mean: bool = True) -> torch.Tensor:
         """n images decoded from z ~ p(z): the likelihood's mean (default) or a draw from it; (n, C, H, W)."""
+        check_value("n", n, Count)
+        check_value("seed", seed, Seed)
+        check_memory(f"n={n}", decoded_bytes(self.model, n), f"decoding {n:,} images takes about {{gb}} GB")
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         return self.model.sample_images(n, mean=mean, generator=generator).cpu()
 
@@ -81,12 +111,16 @@ class TrainedVAE:
         return self.model.decode_images(self.model.encode(self.inputs(x))[0]).cpu()
 
     @torch.no_grad()
-    def log_likelihood(self, x: torch.Tensor, k: int = 1000) -> torch.Tensor:
-        """log p(x) per image in nats, estimated with k importance samples (the bound of ``test/nll_iw``, which
-        is its negative; divide by C*H*W*ln 2 for bits/dim); (B,)."""
-        if k < 1:
-            raise ConfigError(f"k={k} is not allowed; use an integer >= 1")
-        return -importance_weighted_nll(self.model, self.inputs(x), k, self.model.iw_chunk_elements).cpu()
+    def log_likelihood(self, x: Any, k: int = 1000, seed: int = 0) -> torch.Tensor:
+        """log p(x) per image in nats, estimated with k importance samples drawn from ``seed`` (the same numbers
+        on every call; the global random state is left as it was) — the bound of ``test/nll_iw``, which is its
+        negative; divide by C*H*W*ln 2 for bits/dim; (B,)."""
+        check_value("k", k, Count)
+        check_value("seed", seed, Seed)
+        x = self.inputs(x)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            return -importance_weighted_nll(self.model, x, k, self.model.iw_chunk_elements).cpu()
 
 
 def load(source: str | Path, device: str | torch.device = "cpu") -> TrainedVAE:

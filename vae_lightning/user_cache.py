@@ -61,7 +61,7 @@ def read_entry(path: Path) -> Any | None:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # a missing digest, a flipped byte, a truncated file, pickled code: never used
         reason = " ".join(str(err).split())[:120]
-        log.warning("the cached %s cannot be used (%s); computing it again", path, reason)
+        log.warning("the cached %s cannot be used (%s); rebuilding it", path, reason)
         path.unlink(missing_ok=True)
         _digest_file(path).unlink(missing_ok=True)
         return None

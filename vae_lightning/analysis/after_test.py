@@ -12,8 +12,8 @@ from vae_lightning.analysis.frechet import cached_classifier, cached_test_statis
 from vae_lightning.analysis.latent_samplers import posterior_mixture_latents
 from vae_lightning.analysis.pictures import write_pictures
 from vae_lightning.console import log, on_rank_zero
-from vae_lightning.loggers import log_image
 from vae_lightning.runs.stopwatch import Stopwatch
+from vae_lightning.tracking.loggers import log_image
 
 
 def classifier_key(data_info: dict[str, Any], train_images: torch.Tensor) -> str:
@@ -46,7 +46,7 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int, gmm
     )
     distances = {"test/frechet_distance": checked_distance(frechet_distance(classifier, samples, test))}
     if gmm_components > 0:
-        z = posterior_mixture_latents(model, datamodule, n_samples, gmm_components)
+        z = posterior_mixture_latents(model, datamodule, n_samples, gmm_components, setting="eval.gmm_components")
         samples = torch.cat([model.decode_images(chunk).cpu() for chunk in z.split(1000)])
         distances["test/frechet_distance_gmm"] = checked_distance(frechet_distance(classifier, samples, test))
     metrics = {name: value for name, value in distances.items() if value is not None}

@@ -67,7 +67,8 @@ def cached_classifier(
     """The classifier for data set ``key``, trained once and kept in ``cache_dir`` (weights only)."""
 
     def train() -> dict[str, torch.Tensor]:
-        log.info("training the feature classifier for the Frechet distance (cached in %s)", cache_dir)
+        log.info("training the feature classifier for the Frechet distance, once (about a minute on 2 CPU cores; "
+                 "cached in %s)", cache_dir)
         return train_classifier(images, labels).state_dict()
 
     model = DigitClassifier()

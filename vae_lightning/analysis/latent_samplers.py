@@ -5,6 +5,7 @@ which often look more like the data when the aggregate posterior and the prior d
 import torch
 
 from vae_lightning.data.pixels import to_model_input
+from vae_lightning.errors import ConfigError
 
 
 @torch.no_grad()
@@ -37,8 +38,13 @@ def gmm_latents(encodings: torch.Tensor, n: int, components: int, seed: int = 0)
     return torch.as_tensor(z, dtype=torch.float32)[order]
 
 
-def posterior_mixture_latents(model, datamodule, n: int, components: int, seed: int = 0) -> torch.Tensor:
+def posterior_mixture_latents(model, datamodule, n: int, components: int, seed: int = 0,
+                              setting: str = "gmm_components") -> torch.Tensor:
     """``n`` latents from a ``components``-component Gaussian mixture fitted to the encodings of the data
-    module's training images."""
+    module's training images; more components than images is refused (naming ``setting``) before encoding them."""
+    n_train = len(datamodule.splits["train"][0])
+    if components > n_train:
+        raise ConfigError(f"{setting}={components} is not allowed; the Gaussian mixture is fitted to the {n_train:,} "
+                          f"training images, so use at most {n_train:,} components")
     encodings = training_encodings(model, datamodule.splits["train"][0], datamodule.pixel_mode)
     return gmm_latents(encodings, n, components, seed)

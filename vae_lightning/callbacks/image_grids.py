@@ -8,8 +8,8 @@ from torchvision.utils import make_grid, save_image
 
 from vae_lightning.analysis.pictures import reconstruction_grid
 from vae_lightning.console import on_rank_zero
-from vae_lightning.loggers import log_image
 from vae_lightning.rules import Count, checked
+from vae_lightning.tracking.loggers import log_image
 
 
 @checked

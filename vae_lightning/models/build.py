@@ -49,23 +49,26 @@ def decoded_bytes(model: VAE, n_images: int) -> float:
     return float(n_images) * math.prod(model.image_shape) * model.likelihood.params_per_pixel * 4 * DECODED_COPIES
 
 
-def build_model(cfg: DictConfig) -> VAE:
-    """The VAE described by a config's ``model`` and ``likelihood`` sections.
-
-    It is first built on PyTorch's meta device (shapes only, no memory): a model whose training state, or whose
-    decoded evaluation batch, would not fit in the available memory is refused in one line.
-    """
+def check_fits_in_memory(cfg: DictConfig) -> None:
+    """ConfigError, one line, for a model whose training state, or whose decoded batch, would not fit in the
+    available memory: the pre-flight's check, on a sketch built on PyTorch's meta device (shapes only, no memory)."""
     with torch.device("meta"):
         sketch = _instantiate(cfg)
-        check_contracts(sketch)
-        n_parameters = sum(p.numel() for p in sketch.parameters())
+    n_parameters = sum(p.numel() for p in sketch.parameters())
     check_memory(f"model.latent_dim={cfg.model.latent_dim} (with these networks)", n_parameters * TRAINING_BYTES_PER_PARAMETER,
                  f"the model has {n_parameters:,} parameters, about {{gb}} GB to train")
     batch = max(OmegaConf.select(cfg, f"data.{key}", default=0) or 0 for key in ("batch_size", "eval_batch_size"))
     check_memory(f"{type(sketch.likelihood).__name__} with {sketch.likelihood.params_per_pixel} parameters per pixel "
                  f"and batches of {batch} (data.batch_size, data.eval_batch_size)",
                  decoded_bytes(sketch, batch), "decoding one batch takes about {gb} GB")
-    return _instantiate(cfg)
+
+
+def build_model(cfg: DictConfig) -> VAE:
+    """The VAE described by a config's ``model`` and ``likelihood`` sections, each component checked against the
+    contract of its kind."""
+    model = _instantiate(cfg)
+    check_contracts(model)
+    return model
 
 
 def check_contracts(model: VAE) -> None:

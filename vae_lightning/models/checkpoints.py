@@ -1,6 +1,7 @@
 """Reading a checkpoint file safely (weights-only unpickling), for ``ckpt_path=`` and ``resume=``."""
 
 import pickle
+import shlex
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from vae_lightning.errors import ConfigError
 
 #: where a checkpoint keeps the resolved run config, so that a checkpoint alone rebuilds its model
 CONFIG_KEY = "vae_lightning_config"
+#: where a checkpoint keeps the metrics logged when it was saved (a run continued with nothing left to train reports them)
+METRICS_KEY = "vae_lightning_metrics"
 
 
 def read_checkpoint(path: str | Path, for_training: bool = False) -> dict[str, Any]:
@@ -57,5 +60,5 @@ def check_something_to_train(checkpoint: dict[str, Any], max_epochs: int | None,
         raise ConfigError(
             f"trainer.max_epochs={max_epochs} is not allowed here; {path} has trained {done} epochs already, so "
             f"there is nothing to train: give trainer.max_epochs > {done}, or test it with "
-            f"python -m vae_lightning.evaluate ckpt_path={path}"
+            f"python -m vae_lightning.evaluate {shlex.quote(f'ckpt_path={path}')}"
         )

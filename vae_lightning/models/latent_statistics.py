@@ -33,12 +33,8 @@ class LatentStatistics:
         sums = {name: reduce_sum(value) for name, value in self.sums.items()}
         count = sums["count"]
         mu_mean = sums["mu"] / count
-        details = {"mu_variance_per_dim": (sums["mu_sq"] / count - mu_mean.pow(2)).tolist()}
+        variances = (sums["mu_sq"] / count - mu_mean.pow(2)).tolist()
+        details = {"mu_variance_per_dim": variances, "active_per_dim": [v > ACTIVE_UNIT_THRESHOLD for v in variances]}
         if "kl_per_dim" in sums:  # priors with a closed-form KL
             details["kl_per_dim"] = (sums["kl_per_dim"] / count).tolist()
-        return details, active_units(details["mu_variance_per_dim"])
-
-
-def active_units(variances: list[float]) -> float:
-    """How many of these Cov_x(E_q[z_u]) exceed :data:`ACTIVE_UNIT_THRESHOLD`."""
-    return float(sum(v > ACTIVE_UNIT_THRESHOLD for v in variances))
+        return details, float(sum(details["active_per_dim"]))

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from vae_lightning.models.diagonal_normal import PerExampleNoise
 from vae_lightning.models.epoch_means import EpochMeans
-from vae_lightning.models.latent_statistics import LatentStatistics, active_units
+from vae_lightning.models.gaussians import PerExampleNoise
+from vae_lightning.models.latent_statistics import LatentStatistics
 from vae_lightning.models.marginal_likelihood import importance_weighted_nll
 
 
@@ -59,9 +59,9 @@ class PassMetrics(nn.Module):
         self.nll_per_example = self._gathered_nll(n_examples, reduce_sum)
         metrics.update({"test/active_units": n_active, "test/iw_samples": float(model.iw_samples)})
         if model.layered:  # per layer, as Burda et al. count them ("16+5")
-            variances = details["mu_variance_per_dim"]
-            for layer, values in (("1", variances[: model.latent_dim]), ("2", variances[model.latent_dim:])):
-                metrics[f"test/active_units_{layer}"] = active_units(values)
+            active = details["active_per_dim"]
+            for layer, flags in (("1", active[: model.latent_dim]), ("2", active[model.latent_dim:])):
+                metrics[f"test/active_units_{layer}"] = float(sum(flags))
         metrics.update(model.likelihood.data_scores(float(metrics["test/nll_iw"]), math.prod(model.image_shape)))
         return metrics, details
 

@@ -9,8 +9,8 @@ import torch
 
 from vae_lightning.console import log
 from vae_lightning.errors import NEEDS_DIAGONAL_POSTERIOR, ConfigError
-from vae_lightning.models.checkpoints import CONFIG_KEY
-from vae_lightning.models.diagonal_normal import clamp_logvar
+from vae_lightning.models.checkpoints import CONFIG_KEY, METRICS_KEY
+from vae_lightning.models.gaussians import clamp_logvar
 from vae_lightning.models.latents.base import Latents, LayeredPosterior, LayeredPrior, layer_kls
 from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.models.networks.base import Decoder, Encoder
@@ -228,6 +228,8 @@ class VAE(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
+        checkpoint[METRICS_KEY] = {name: float(value) for name, value in self.trainer.callback_metrics.items()
+                                   if value.numel() == 1 and not name.endswith("_step")}
         checkpoint["torch_rng_state"] = torch.get_rng_state()
         if torch.cuda.is_available():
             checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()

@@ -8,12 +8,12 @@ import lightning as L
 from omegaconf import DictConfig
 
 from vae_lightning.analysis.after_test import pictures_and_sample_quality
-from vae_lightning.analysis.dashboard import checkpoint_run, log_pictures, log_test_tables
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import datamodule_for
 from vae_lightning.models.build import load_model
 from vae_lightning.runs.ddp import ddp_job
 from vae_lightning.runs.run_files import format_metrics, raise_if_nonfinite, scalar_metrics, write_json
+from vae_lightning.tracking.dashboard import checkpoint_run, log_pictures, log_test_tables
 
 
 def score_checkpoint(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:

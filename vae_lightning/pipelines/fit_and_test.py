@@ -12,13 +12,11 @@ import torch
 from omegaconf import DictConfig
 
 from vae_lightning.analysis.after_test import pictures_and_sample_quality
-from vae_lightning.analysis.dashboard import log_test_tables, record_training, wandb_identity, wandb_run
 from vae_lightning.console import log, on_rank_zero, quiet_library_noise
 from vae_lightning.data.datamodule import datamodule_for, describe_data
 from vae_lightning.errors import AfterTestError
-from vae_lightning.loggers import finish_wandb_runs
 from vae_lightning.models.build import build_model, load_weights
-from vae_lightning.models.checkpoints import check_something_to_train, read_checkpoint
+from vae_lightning.models.checkpoints import METRICS_KEY, read_checkpoint
 from vae_lightning.runs.ddp import ddp_job
 from vae_lightning.runs.provenance import run_info
 from vae_lightning.runs.resume import apply_resume, check_same_data
@@ -27,12 +25,14 @@ from vae_lightning.runs.run_files import (
     raise_if_nonfinite,
     resolved_config,
     scalar_metrics,
-    wandb_sync_hint,
     write_json,
     write_yaml,
 )
 from vae_lightning.runs.stopwatch import PART_NAMES, Stopwatch
 from vae_lightning.runs.task import one_line
+from vae_lightning.tracking.dashboard import log_test_tables, record_training, wandb_identity, wandb_run
+from vae_lightning.tracking.loggers import finish_wandb_runs
+from vae_lightning.tracking.wandb_folders import wandb_sync_hint
 
 
 def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -45,8 +45,7 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("resume"):
         apply_resume(cfg)
     checkpoint = read_checkpoint(cfg.ckpt_path, for_training=True) if cfg.get("ckpt_path") else None
-    if checkpoint is not None:
-        check_something_to_train(checkpoint, cfg.trainer.get("max_epochs"), cfg.ckpt_path)
+    metrics_before = checkpoint.get(METRICS_KEY, {}) if checkpoint is not None else {}
     output_dir = Path(cfg.paths.output_dir)
     log.info("run folder: %s", output_dir)
     if cfg.get("threads"):
@@ -85,8 +84,9 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             clock.lap_since_start("setup")
             with clock.lap("fit"):
                 trainer.fit(fit_model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-            metrics = dict(sorted(scalar_metrics(trainer.callback_metrics).items()))
-            metrics = {name: value for name, value in metrics.items() if not name.endswith("_step")}
+            # what this fit logged, over what the checkpoint recorded (all of it when nothing was left to train)
+            metrics = {**metrics_before, **scalar_metrics(trainer.callback_metrics)}
+            metrics = {name: value for name, value in sorted(metrics.items()) if not name.endswith("_step")}
             if cfg.get("test"):
                 best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
                 with clock.lap("test"):

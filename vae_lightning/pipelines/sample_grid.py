@@ -8,13 +8,13 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid
 
-from vae_lightning.analysis.dashboard import checkpoint_run, log_pictures
 from vae_lightning.analysis.latent_samplers import posterior_mixture_latents
 from vae_lightning.analysis.pictures import save_png
 from vae_lightning.console import log
 from vae_lightning.data.datamodule import datamodule_for
 from vae_lightning.models.build import check_memory, decoded_bytes, load_model
 from vae_lightning.resolvers import unique_suffix
+from vae_lightning.tracking.dashboard import checkpoint_run, log_pictures
 
 
 def sample_grid(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:

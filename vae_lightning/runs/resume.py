@@ -17,11 +17,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vae_lightning.console import log
 from vae_lightning.errors import ConfigError
-from vae_lightning.runs.run_folder import LIVE, read_status
-from vae_lightning.runs.stop_signals import PREEMPTION_SIGNALS
+from vae_lightning.interruption.signals import INTERRUPTED_CHECKPOINT, PREEMPTION_SIGNALS
+from vae_lightning.runs.run_folder import LIVE, read_status, unquoted
+from vae_lightning.tracking.wandb_folders import wandb_run_id
 
-#: the checkpoint written on Ctrl-C or SIGTERM (callbacks/checkpoint_on_interrupt.py)
-INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
 #: settings a resumed run keeps from the earlier run: they define the model, the data and its order
 FIXED_ON_RESUME = ("seed", "model", "likelihood", "data")
 #: ...except these, which change how it is trained or evaluated, not what
@@ -29,7 +28,7 @@ CHANGEABLE_ON_RESUME = (
     "model.optimizer", "model.scheduler", "model.iw_samples", "model.iw_chunk_elements",
     "data.data_dir", "data.cache_dir", "data.download", "data.source", "data.eval_batch_size", "data.on_device",
 )
-#: the refusal of ``resume=`` together with ``ckpt_path=`` (on the command line, and for ``train(cfg)`` called directly)
+#: the refusal of ``resume=`` together with ``ckpt_path=``
 RESUME_WITH_CHECKPOINT = "ckpt_path is not allowed with resume=; resume takes the run's newest checkpoint"
 #: overrides of the earlier run that are not carried over (this command line decides them)
 NOT_CARRIED = ("resume", "ckpt_path", "hydra")
@@ -47,7 +46,7 @@ def _key(override: Any) -> str:
 
 def resume_dir(argv: list[str]) -> Path | None:
     """The folder named by ``resume=`` on a command line, if any (``resume=null``: none)."""
-    values = [arg.split("=", 1)[1] for arg in argv if arg.split("=", 1)[0].lstrip("+") == "resume"]
+    values = [unquoted(arg.split("=", 1)[1]) for arg in argv if arg.split("=", 1)[0].lstrip("+") == "resume"]
     if values and not values[-1].strip():
         raise ConfigError("resume='' is not allowed; give a run folder (resume=outputs/runs/<run>)")
     return Path(values[-1]).expanduser() if values and values[-1] != "null" else None
@@ -105,8 +104,15 @@ def _is_changeable(key: str) -> bool:
     return any(key == allowed or key.startswith(f"{allowed}.") for allowed in CHANGEABLE_ON_RESUME)
 
 
-def check_unchanged(cfg: DictConfig, run_dir: Path) -> None:
-    """Refuse in one line a resumed config whose model, data or seed differ from the earlier run's."""
+def _component(flat: dict[str, Any], group: str) -> str:
+    """The class a config group's node builds, or ``none`` for a group left out."""
+    target = flat.get(f"{group.replace('/', '.')}._target_")
+    return str(target).rpartition(".")[2] if target else "none"
+
+
+def check_unchanged(cfg: DictConfig, run_dir: Path, groups: list[str] = ()) -> None:
+    """Refuse in one line a resumed config whose model, data or seed differ from the earlier run's; a different
+    option of a config group (``groups``: ``likelihood``, ``model/latents``, ...) is named as the group."""
     saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
     for section in FIXED_ON_RESUME:
         node = OmegaConf.select(cfg, section, default=None)
@@ -115,9 +121,13 @@ def check_unchanged(cfg: DictConfig, run_dir: Path) -> None:
         for key in sorted(set(now) | set(before)):
             if _is_changeable(key) or now.get(key) == before.get(key):
                 continue
+            group = max((g for g in groups if f"{key}.".startswith(f"{g.replace('/', '.')}.")), key=len, default=None)
+            changed, was, will = key, repr(before.get(key)), repr(now.get(key))
+            if group is not None and _component(before, group) != _component(now, group):
+                changed, was, will = group, _component(before, group), _component(now, group)
             raise ConfigError(
-                f"resume={str(run_dir)!r} cannot change {key} (the run has {before.get(key)!r}, this command gives "
-                f"{now.get(key)!r}); a resumed run keeps its model, data and seed: start a new run for another"
+                f"resume={str(run_dir)!r} cannot change {changed} (the run has {was}, this command gives {will}); "
+                "a resumed run keeps its model, data and seed: start a new run for another"
             )
 
 
@@ -130,23 +140,13 @@ def newest_checkpoint(run_dir: Path) -> Path:
     return max(existing, key=lambda path: path.stat().st_mtime)
 
 
-def wandb_run_id(run_dir: Path) -> str | None:
-    """The id of the earlier run's W&B run (folders are named ``offline-run-<time>-<id>`` or ``run-<time>-<id>``)."""
-    runs = sorted((run_dir / "wandb").glob("*run-*-*"), key=lambda path: path.stat().st_mtime)
-    return runs[-1].name.rsplit("-", 1)[-1] if runs else None
-
-
 def apply_resume(cfg: DictConfig) -> None:
-    """Check the recomposed config against the earlier run and point it at the earlier run's newest checkpoint,
-    data folder and W&B run; ``cfg.resumed_from`` records where it came from."""
+    """Point a recomposed config (the pre-flight checked it against the earlier run) at the earlier run's newest
+    checkpoint and W&B run; ``cfg.resumed_from`` records where it came from."""
     run_dir = Path(str(cfg.resume)).expanduser()
-    earlier_overrides(run_dir)  # a run folder with its command line, not running
     if read_status(run_dir)["status"] == "crashed":
         log.warning("resume: %s was not finished cleanly (its process ended without recording how); "
                     "continuing from its newest checkpoint", run_dir)
-    if cfg.get("ckpt_path"):
-        raise ConfigError(RESUME_WITH_CHECKPOINT)
-    check_unchanged(cfg, run_dir)
     continue_from(cfg, run_dir, newest_checkpoint(run_dir))
 
 
@@ -163,12 +163,16 @@ def continue_from(cfg: DictConfig, run_dir: Path, checkpoint: Path, **note: str)
 
 def continue_after_preemption(cfg: DictConfig) -> None:
     """A job started again in its own folder after a cluster's signal stopped it (submitit's requeue) continues
-    from the checkpoint taken at the signal, its W&B run included; anything else starts as configured."""
+    from its newest checkpoint, its W&B run included: the one taken at the signal in training, or ``last.ckpt``
+    when the signal came after training (in the test pass), which then has nothing left to train and is tested.
+    Anything else starts as configured."""
     run_dir = Path(cfg.paths.output_dir)
     status = read_status(run_dir)
-    checkpoint = run_dir / "checkpoints" / INTERRUPTED_CHECKPOINT
-    if status["status"] != "interrupted" or status.get("error") not in PREEMPTION_SIGNALS or not checkpoint.is_file():
+    checkpoints = [run_dir / "checkpoints" / name for name in (INTERRUPTED_CHECKPOINT, "last.ckpt")]
+    if status["status"] != "interrupted" or status.get("error") not in PREEMPTION_SIGNALS or not any(
+            path.is_file() for path in checkpoints):
         return
+    checkpoint = newest_checkpoint(run_dir)
     log.info("requeued after %s: continuing from %s", status["error"], checkpoint)
     continue_from(cfg, run_dir, checkpoint, after=status["error"])
 

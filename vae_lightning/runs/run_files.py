@@ -68,13 +68,6 @@ def write_yaml(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(OmegaConf.to_yaml(OmegaConf.create(payload)))
 
 
-def wandb_sync_hint(output_dir: Path) -> str | None:
-    runs = sorted((output_dir / "wandb").glob("offline-run-*"))
-    if not runs:
-        return None
-    return f"wandb sync {runs[-1]}"
-
-
 def format_metrics(metrics: dict[str, float]) -> str:
     width = max((len(name) for name in metrics), default=0)
     lines = []

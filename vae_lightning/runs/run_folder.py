@@ -6,6 +6,7 @@ recognises a run that died without a word (``kill -9``, a lost node) and calls i
 Importable without torch or Lightning: the command line uses it before the heavy imports.
 """
 
+import atexit
 import errno
 import json
 import os
@@ -20,6 +21,9 @@ from vae_lightning.user_cache import process_alive
 #: the file that marks a folder as claimed by a run (rank zero writes the run's status into it)
 STATUS_FILE = "status.json"
 
+
+#: the file that marks a run folder as being resumed, naming the process (removed when that process ends)
+RESUMING_FILE = "resuming.json"
 
 #: the statuses of a run that has not ended
 LIVE = ("starting", "running")
@@ -39,19 +43,43 @@ def write_status(output_dir: Path, status: str, error: str | None = None) -> Non
     (output_dir / STATUS_FILE).write_text(_status(status, error))
 
 
-def read_status(folder: Path) -> dict:
+def read_status(folder: Path, name: str = STATUS_FILE) -> dict:
     """A run folder's status (``unknown`` without one, ``unreadable`` if damaged); a run recorded as live whose
-    process is gone from this host is ``crashed``."""
+    process is gone from this host is ``crashed``. ``name``: another record of the same form."""
     try:
-        record = json.loads((folder / STATUS_FILE).read_text())
+        record = json.loads((folder / name).read_text())
     except FileNotFoundError:
         return {"status": "unknown", "error": None}
     except (OSError, ValueError) as err:
-        return {"status": "unreadable", "error": f"{STATUS_FILE}: {err}"}
+        return {"status": "unreadable", "error": f"{name}: {err}"}
     live, here = record.get("status") in LIVE and "pid" in record, record.get("host") == socket.gethostname()
     if live and here and not process_alive(record["pid"]):
         return {"status": "crashed", "error": f"process {record['pid']} ended without recording how"}
     return record
+
+
+def unquoted(value: str) -> str:
+    """A path setting's value as Hydra reads it: without the quotes around it (``resume='/runs/a b'``)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1].replace("\\" + value[0], value[0])
+    return value
+
+
+def claim_resume(run_dir: Path) -> None:
+    """One ``resume=`` of a run at a time: :data:`RESUMING_FILE` names this process until it ends; a second
+    resume is refused while that process lives (one whose process died leaves a record that is taken over)."""
+    marker = run_dir / RESUMING_FILE
+    holder = read_status(run_dir, RESUMING_FILE)
+    if holder["status"] in LIVE:
+        raise ConfigError(f"resume={str(run_dir)!r} is not allowed; process {holder.get('pid')} on {holder.get('host')} "
+                          "is resuming that run now: wait for it, or stop it")
+    marker.unlink(missing_ok=True)  # a record left by a process that died
+    try:
+        with open(marker, "x") as file:
+            file.write(_status("running", None))
+    except FileExistsError:  # another resume took it in the meantime
+        raise ConfigError(f"resume={str(run_dir)!r} is not allowed; another process is resuming that run now") from None
+    atexit.register(marker.unlink, missing_ok=True)
 
 
 def check_writable(path: str, key: str) -> None:

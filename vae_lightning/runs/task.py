@@ -14,9 +14,9 @@ from omegaconf import DictConfig
 
 from vae_lightning.console import is_rank_zero, log
 from vae_lightning.errors import USER_ERRORS, AfterTestError
+from vae_lightning.interruption.signals import exit_after, signal_behind, stop_on_signals
 from vae_lightning.runs.resume import continue_after_preemption
 from vae_lightning.runs.run_folder import write_status
-from vae_lightning.runs.stop_signals import INTERRUPTED_EXIT, received_signal, requeue_after, stop_on_signals
 
 #: exit code for a USER_ERRORS failure
 USER_ERROR_EXIT = 2
@@ -29,11 +29,6 @@ def in_multirun() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def is_sigterm(err: BaseException) -> bool:
-    """Lightning's SIGTERMException (a SystemExit), recognised without importing Lightning."""
-    return any(cls.__name__ == "SIGTERMException" for cls in type(err).__mro__)
 
 
 def one_line(err: BaseException) -> str:
@@ -66,18 +61,12 @@ def run_task(task: Callable[[DictConfig], tuple[dict[str, float], Any]], cfg: Di
     try:
         metrics, _ = task(cfg)
     except (SystemExit, KeyboardInterrupt) as err:
-        # Ctrl-C and SIGTERM in training end as Lightning's SIGTERMException; elsewhere as a KeyboardInterrupt,
-        # or as Lightning's exit(1) after it handled one: the signal itself was noted (runs/stop_signals.py)
-        signal_name = received_signal() or (
-            "SIGINT" if isinstance(err, KeyboardInterrupt) else "SIGTERM" if is_sigterm(err) else None
-        )
+        signal_name = signal_behind(err)
         if signal_name is None:
             write_status(output_dir, "failed", f"exit code {err.code}")
             raise
         write_status(output_dir, "interrupted", signal_name)
-        print(f"interrupted ({signal_name}); the run folder {output_dir} keeps its checkpoints", file=sys.stderr)
-        requeue_after(signal_name)  # submitit's requeue, after a cluster's signal: the job continues from here
-        sys.exit(INTERRUPTED_EXIT[signal_name])
+        exit_after(signal_name, output_dir)
     except Exception as err:
         user_error = user_error_in(err)
         write_status(output_dir, "failed", one_line(user_error or err))

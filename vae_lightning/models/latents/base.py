@@ -17,7 +17,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from vae_lightning.models.diagonal_normal import clamp_logvar, diagonal_normal_log_prob
+from vae_lightning.models.gaussians import clamp_logvar, diagonal_gaussian_log_prob
 from vae_lightning.models.posteriors.base import Posterior, diagonal_sample
 from vae_lightning.models.priors.base import Prior
 
@@ -77,7 +77,7 @@ class LayeredPrior(Prior):
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         h1, h2 = z.split([self.first_dim, self.inner.latent_dim], dim=-1)
-        return self.inner.log_prob(h2) + diagonal_normal_log_prob(h1, *self.lower(h2))
+        return self.inner.log_prob(h2) + diagonal_gaussian_log_prob(h1, *self.lower(h2))
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         h2 = self.inner.sample(n, generator=generator)
@@ -90,5 +90,5 @@ def layer_kls(posterior: LayeredPosterior, prior: LayeredPrior, z: torch.Tensor,
     """(KL of layer 1, KL of layer 2) per example, one-sample estimates at z whose joint KL estimate is ``kl``:
     kl_2 = log q(h2|h1) - log p(h2) and kl_1 = kl - kl_2 = log q(h1|x) - log p(h1|h2), as Burda et al. count them."""
     h1, h2 = z.split([prior.first_dim, prior.inner.latent_dim], dim=-1)
-    kl_2 = diagonal_normal_log_prob(h2, *posterior.upper(h1)) - prior.inner.log_prob(h2)
+    kl_2 = diagonal_gaussian_log_prob(h2, *posterior.upper(h1)) - prior.inner.log_prob(h2)
     return kl - kl_2, kl_2

@@ -6,7 +6,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vae_lightning.models.diagonal_normal import LOG_2PI
+from vae_lightning.models.gaussians import LOG_2PI
 from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.rules import Positive, checked
 

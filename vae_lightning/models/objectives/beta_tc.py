@@ -6,7 +6,7 @@ from typing import ClassVar
 import torch
 
 from vae_lightning.errors import ConfigError
-from vae_lightning.models.diagonal_normal import LOG_2PI, diagonal_normal_log_prob
+from vae_lightning.models.gaussians import LOG_2PI, diagonal_gaussian_log_prob
 from vae_lightning.models.objectives.base import LatentModel, LatentSample, Objective, ObjectiveTerms, TrainingContext, kl_terms
 from vae_lightning.rules import NonNegative, checked
 
@@ -42,7 +42,7 @@ class BetaTCVAE(Objective):
         log_nm = math.log(dataset_size * z.shape[0])
         log_q_z = torch.logsumexp(pairwise.sum(-1), dim=1) - log_nm
         log_q_zd = (torch.logsumexp(pairwise, dim=1) - log_nm).sum(-1)
-        log_q_z_x = diagonal_normal_log_prob(z, mu, logvar)
+        log_q_z_x = diagonal_gaussian_log_prob(z, mu, logvar)
         return {"mutual_information": log_q_z_x - log_q_z, "total_correlation": log_q_z - log_q_zd,
                 "dimension_kl": log_q_zd - log_p_z}
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from vae_lightning.models.diagonal_normal import diagonal_normal_log_prob, reparameterise
+from vae_lightning.models.gaussians import diagonal_gaussian_log_prob, reparameterise
 
 
 class Posterior(nn.Module, ABC):
@@ -35,4 +35,4 @@ class Posterior(nn.Module, ABC):
 def diagonal_sample(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """z_0 = mu + sigma * eps and its log N(z_0; mu, diag exp(logvar))."""
     z = reparameterise(mu, logvar, eps=eps)
-    return z, diagonal_normal_log_prob(z, mu, logvar)
+    return z, diagonal_gaussian_log_prob(z, mu, logvar)

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from vae_lightning.models.diagonal_normal import diagonal_normal_mixture_log_probs
+from vae_lightning.models.gaussians import diagonal_gaussian_mixture_log_probs
 from vae_lightning.models.priors.base import Encode, Prior
 from vae_lightning.rules import Count, NonNegative, checked
 
@@ -26,7 +26,7 @@ class GaussianMixturePrior(Prior):
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         log_weights = torch.log_softmax(self.weight_logits, dim=0)
-        per_component = diagonal_normal_mixture_log_probs(z, self.means, self.logvars)  # (..., K)
+        per_component = diagonal_gaussian_mixture_log_probs(z, self.means, self.logvars)  # (..., K)
         return torch.logsumexp(per_component + log_weights, dim=-1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

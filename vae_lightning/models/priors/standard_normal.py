@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from vae_lightning.models.diagonal_normal import kl_to_standard_normal
+from vae_lightning.models.gaussians import kl_to_standard_normal
 from vae_lightning.models.priors.base import Encode, Prior
 
 

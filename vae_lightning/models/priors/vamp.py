@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from vae_lightning.models.diagonal_normal import diagonal_normal_mixture_log_probs
+from vae_lightning.models.gaussians import diagonal_gaussian_mixture_log_probs
 from vae_lightning.models.priors.base import Encode, Prior
 from vae_lightning.rules import Count, Positive, checked
 
@@ -35,7 +35,7 @@ class VampPrior(Prior):
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         means, logvars = self.components()
-        per_component = diagonal_normal_mixture_log_probs(z, means, logvars)  # (..., K)
+        per_component = diagonal_gaussian_mixture_log_probs(z, means, logvars)  # (..., K)
         return torch.logsumexp(per_component, dim=-1) - math.log(means.shape[0])
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

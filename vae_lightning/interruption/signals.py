@@ -1,6 +1,6 @@
 """Ctrl-C (SIGINT), SIGTERM and a cluster's warning signals (SIGUSR1, SIGUSR2): one path, whatever the run is doing.
 
-During training both only set Lightning's stop flag (``callbacks/checkpoint_on_interrupt.py`` marks those
+During training both only set Lightning's stop flag (``interruption/checkpoint.py`` marks those
 moments with :func:`mark_training`), so the loop stops at the next batch boundary, saves ``interrupted.ckpt`` and
 resumes exactly. Anywhere else (validation and test passes, pictures, ``evaluate``, ``sample``), and on a second
 signal, the run stops at once. Either way this module remembers which signal it was, so the exit code (130 / 143)
@@ -14,11 +14,15 @@ A requeued job finds its folder interrupted by one of them and continues from th
 """
 
 import signal
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
+#: the checkpoint written at a stop signal in training (``interruption/checkpoint.py``), where resume looks first
+INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
 #: exit codes after an interruption (128 + signal number, as shells report them)
 INTERRUPTED_EXIT = {"SIGTERM": 143, "SIGINT": 130, "SIGUSR1": 138, "SIGUSR2": 140}
 #: the signals a cluster sends before a time limit or a preemption
@@ -56,15 +60,32 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def stop_on_signals() -> None:
-    """Make SIGINT and SIGTERM stop this process the way the module docstring says (main thread only)."""
+    """Make SIGINT, SIGTERM and the preemption signals stop this process the way the module docstring says (main
+    thread only); a preemption signal's earlier handler (submitit's requeue) is kept for :func:`exit_after`."""
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, _stop)
+        for name in ("SIGINT", "SIGTERM", *PREEMPTION_SIGNALS):
+            previous = signal.signal(signal.Signals[name], _stop)
+            if name in PREEMPTION_SIGNALS and callable(previous) and previous is not _stop:
+                requeue_handlers[name] = previous
 
 
-def requeue_after(name: str) -> None:
-    """Hand a preemption signal on to the handler that was installed before this package's (submitit's checkpoint
-    and requeue, which exits), if there was one; else return."""
+def is_sigterm(err: BaseException) -> bool:
+    """Lightning's SIGTERMException (a SystemExit), recognised without importing Lightning."""
+    return any(cls.__name__ == "SIGTERMException" for cls in type(err).__mro__)
+
+
+def signal_behind(err: SystemExit | KeyboardInterrupt) -> str | None:
+    """The stop signal that ended a task with ``err``, or None for a plain exit. Ctrl-C and SIGTERM in training
+    end as Lightning's SIGTERMException; elsewhere as a KeyboardInterrupt, or as Lightning's exit(1) after it
+    handled one: the signal itself was noted by the handlers here."""
+    return received_signal() or ("SIGINT" if isinstance(err, KeyboardInterrupt) else "SIGTERM" if is_sigterm(err) else None)
+
+
+def exit_after(name: str, output_dir: Path) -> NoReturn:
+    """One line, then submitit's requeue after a cluster's signal (the handler installed before this package's,
+    which exits; the requeued job continues from the folder), else the signal's exit code."""
+    print(f"interrupted ({name}); the run folder {output_dir} keeps its checkpoints", file=sys.stderr)
     handler = requeue_handlers.get(name)
     if handler is not None:
         handler(signal.Signals[name].value, None)
+    sys.exit(INTERRUPTED_EXIT[name])

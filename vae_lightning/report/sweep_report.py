@@ -22,7 +22,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from vae_lightning.analysis.seed_statistics import Summary, compare, summarise
+from vae_lightning.report.seed_statistics import Summary, compare, summarise
 from vae_lightning.runs.run_folder import read_status
 
 REPORT_METRICS = ("test/bits_per_dim", "test/nll_iw", "test/loss", "test/kl", "test/active_units", "val/loss",
@@ -408,8 +408,8 @@ class SweepReportCallback(Callback):
         print(f"\nSweep report: {sweep_dir / 'report.md'}")
         wandb_cfg = config.get("logger", {}).get("wandb") if config.get("logger") else None
         if wandb_cfg is not None:
-            from vae_lightning.analysis.dashboard import model_artifact
-            from vae_lightning.loggers import log_sweep_report
+            from vae_lightning.tracking.dashboard import model_artifact
+            from vae_lightning.tracking.loggers import log_sweep_report
 
             artifacts = [[*row, model_artifact(sweep_dir / row[0])] for row in rows]  # row[0]: the job's folder
             log_sweep_report(sweep_dir, wandb_cfg.get("project", "vae-lightning"), wandb_cfg.get("mode"),
@@ -453,7 +453,3 @@ def main(argv: list[str] | None = None) -> int:
 def cli() -> None:
     """The ``vae-lightning-report`` console script, and ``python -m vae_lightning.report``."""
     sys.exit(main())
-
-
-if __name__ == "__main__":
-    cli()

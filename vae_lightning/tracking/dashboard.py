@@ -15,8 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.console import is_rank_zero, on_rank_zero
-from vae_lightning.loggers import start_wandb_run, wandb_mode, warn_wandb
-from vae_lightning.models.latent_statistics import ACTIVE_UNIT_THRESHOLD
+from vae_lightning.tracking.loggers import start_wandb_run, wandb_mode, warn_wandb
 
 #: rows of the least-likely-digits table
 LEAST_LIKELY_ROWS = 32
@@ -63,7 +62,7 @@ def log_test_tables(run: Any, model, test_x: torch.Tensor, test_y: torch.Tensor)
     details = model.test_details
     variances = details["mu_variance_per_dim"]
     kl = details.get("kl_per_dim")
-    rows = [[d, kl[d] if kl else None, v, v > ACTIVE_UNIT_THRESHOLD] for d, v in enumerate(variances)]
+    rows = [[d, kl[d] if kl else None, v, active] for d, (v, active) in enumerate(zip(variances, details["active_per_dim"]))]
     table = wandb.Table(columns=["dimension", "kl (nats)", "posterior-mean variance", "active"], data=rows)
     value, title = ("kl (nats)", "KL per latent dimension (nats)") if kl else (
         "posterior-mean variance", "Cov_x E[z] per latent dimension (active above 0.01)")

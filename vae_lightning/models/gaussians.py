@@ -37,12 +37,12 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
-def diagonal_normal_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+def diagonal_gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))) summed over the last axis, in nats."""
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
-def diagonal_normal_mixture_log_probs(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor) -> torch.Tensor:
+def diagonal_gaussian_mixture_log_probs(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor) -> torch.Tensor:
     """log N(z; m_k, diag(exp(s_k))) for every component k: z (..., D), means and logvars (K, D) -> (..., K).
 
     Expanded as -0.5 (D log 2 pi + sum s_k + z^2 . p_k - 2 z . (m_k p_k) + m_k^2 . p_k) with p_k = exp(-s_k):
@@ -52,7 +52,7 @@ def diagonal_normal_mixture_log_probs(z: torch.Tensor, means: torch.Tensor, logv
     (..., K, D) form is used, exact in float32 and only slower.
     """
     if z.device.type == "mps":
-        return diagonal_normal_log_prob(z.unsqueeze(-2), means, logvars)
+        return diagonal_gaussian_log_prob(z.unsqueeze(-2), means, logvars)
     z64, means64, logvars64 = z.double(), means.double(), logvars.double()
     precision = torch.exp(-logvars64)
     constant = z.shape[-1] * LOG_2PI + logvars64.sum(-1) + (means64.pow(2) * precision).sum(-1)  # (K,)

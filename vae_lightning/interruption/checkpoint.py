@@ -1,6 +1,7 @@
 """Ctrl-C, SIGTERM or a cluster's SIGUSR1/SIGUSR2: stop at the next batch boundary, save where training was, so
 ``resume=RUN_DIR`` (or a requeued job) continues exactly."""
 
+import shlex
 import signal
 from pathlib import Path
 from types import FrameType
@@ -9,13 +10,12 @@ import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vae_lightning.console import log
-from vae_lightning.runs.resume import INTERRUPTED_CHECKPOINT
-from vae_lightning.runs.stop_signals import (
+from vae_lightning.interruption.signals import (
+    INTERRUPTED_CHECKPOINT,
     PREEMPTION_SIGNALS,
     mark_training,
     note_signal,
     received_signal,
-    requeue_handlers,
 )
 
 
@@ -47,8 +47,6 @@ class CheckpointOnInterrupt(L.Callback):
             except ValueError:  # not the main thread: keep Python's KeyboardInterrupt
                 continue
             self._previous_handlers[signum] = previous
-            if signum != signal.SIGINT and callable(previous):  # submitit's: it requeues the job
-                requeue_handlers[signum.name] = previous
 
     def _restore_handler(self) -> None:
         mark_training(False)
@@ -71,6 +69,6 @@ class CheckpointOnInterrupt(L.Callback):
         path = self.dirpath / INTERRUPTED_CHECKPOINT
         trainer.save_checkpoint(path, weights_only=False)
         log.info(
-            "%s: saved epoch %d, step %d to %s; continue with: python -m vae_lightning.train resume=%s",
-            received_signal(), trainer.current_epoch, trainer.global_step, path, self.run_dir,
+            "%s: saved epoch %d, step %d to %s; continue with: python -m vae_lightning.train %s",
+            received_signal(), trainer.current_epoch, trainer.global_step, path, shlex.quote(f"resume={self.run_dir}"),
         )

@@ -1,0 +1,3 @@
+from vae_lightning.report.sweep_report import cli
+
+cli()
