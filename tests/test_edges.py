@@ -309,7 +309,7 @@ def test_a_folder_with_spaces_and_accents_is_used_again_as_typed_in_a_shell(tmp_
         f"'ckpt_path={run}/checkpoints/last.ckpt'")
     sampled = run_module("vae_lightning.sample", f"ckpt_path={run}/checkpoints/last.ckpt", "n=4", cwd=tmp_path)
     assert sampled.returncode == 0, sampled.stderr[-2000:]
-    assert len(list((run / "samples").glob("samples_prior_n4_*.png"))) == 1
+    assert len(list((run / "samples").glob("*/samples_prior_n4_*.png"))) == 1
 
 
 def test_a_path_hydra_cannot_read_is_one_line_before_anything_is_claimed(tmp_path):

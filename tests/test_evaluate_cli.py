@@ -79,7 +79,7 @@ def test_sample_writes_a_grid_of_new_digits(trained_runs, sampler):
     run = trained_runs["bernoulli"]
     result = run_module("vae_lightning.sample", f"ckpt_path={best_checkpoint(run)}", "n=16", f"sampler={sampler}")
     assert result.returncode == 0, result.stderr[-3000:]
-    (png,) = (run / "samples").glob(f"samples_{sampler}_n16_seed0_*.png")
+    (png,) = (run / "samples").glob(f"*/samples_{sampler}_n16_seed0_*.png")
     assert f"Wrote 16 samples to {png}" in result.stdout
     assert Image.open(png).size == (2 * (4 * 30 + 2), 2 * (4 * 30 + 2))
 

@@ -25,6 +25,9 @@ QUICK_ANSWERS = [
     ("vae_lightning.train", ["--cfg", "job"], 0, "latent_dim: 20"),
     ("vae_lightning.train", ["--info"], 0, "Hydra"),
     ("vae_lightning.train", ["model.latent_dim=0"], 2, "error: model.latent_dim=0 is not allowed; use an integer >= 1"),
+    ("vae_lightning.train", ["data.source=debian"], 2,
+     "error: data.source=debian is only for data.name=fashion_mnist (the only data set it serves)"),
+    ("vae_lightning.train", ["eval.gmm_components=0"], 2, "error: eval.gmm_components=0 is not allowed; use an integer >= 1"),
     ("vae_lightning.train", ["likelihood=poisson"], 2, "error: likelihood='poisson' is not allowed; use one of"),
     ("vae_lightning.train", ["logger=null"], 2,
      "error: logger='null' is not allowed; use one of ['csv', 'default', 'local', 'tensorboard', 'wandb'], or ~logger to "

@@ -58,7 +58,7 @@ def fill_placeholders(command: str, cwd: Path) -> str:
 
 
 def newest_picture(cwd: Path) -> Path:
-    return max((cwd / "outputs" / "runs").glob("*/samples/*.png"), key=lambda p: p.stat().st_mtime)
+    return max((cwd / "outputs" / "runs").glob("*/samples/*/*.png"), key=lambda p: p.stat().st_mtime)
 
 
 def check_outcome(module: str, args: list[str], result: subprocess.CompletedProcess, cwd: Path,

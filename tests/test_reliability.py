@@ -221,3 +221,22 @@ def test_a_submitit_job_signalled_in_its_test_pass_is_requeued_and_tests_its_fin
     names = sorted(path.name for path in (job / "checkpoints").iterdir())
     assert len(names) == 2 and "last.ckpt" in names and names[0].startswith("epoch001-"), names  # no -v1 copies
     assert (sweep / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_a_submitit_job_out_of_attempts_still_leaves_the_sweep_report(tmp_path):
+    """A time limit the job cannot finish within and no requeue left (max_num_timeout=0): the job ends at the
+    signal with its checkpoint, and the sweep writes its report naming it, then exits 1 in one line."""
+    slow = ["+callbacks.slow._target_=fault_injection.SleepEachStep", "+callbacks.slow.seconds=0.5"]
+    result = run_module("vae_lightning.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=1",
+                        "+hydra.launcher.max_num_timeout=0", *QUICK, "trainer.max_epochs=20", *slow, cwd=tmp_path,
+                        env=FAULTS, timeout=600)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: 1 of 1 sweep jobs did not complete (jobs 0; see {sweep / 'report.md'})")
+    assert "Traceback" not in result.stderr and "UncompletedJobError" not in result.stderr
+    status = json.loads((sweep / "0" / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["error"].startswith("SIGUSR2; Job not requeued because: ")
+    assert "not requeued" in (sweep / "report.md").read_text()
+    assert (sweep / "0" / "checkpoints" / "interrupted.ckpt").exists()  # resume= can still continue it

@@ -20,9 +20,19 @@ from typing import Any, Literal
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.console import is_rank_zero
-from vae_lightning.errors import NEEDS_DIAGONAL_POSTERIOR, ConfigError
+from vae_lightning.errors import NEEDS_DIAGONAL_POSTERIOR, SOURCE_ONLY_FOR, ConfigError
 from vae_lightning.resolvers import register_resolvers
-from vae_lightning.rules import PACKAGE, Count, NonNegativeInt, Positive, Seed, check_section, check_value, class_constant
+from vae_lightning.rules import (
+    PACKAGE,
+    Count,
+    NonNegativeInt,
+    Positive,
+    Seed,
+    check_section,
+    check_value,
+    class_constant,
+    module_constant,
+)
 from vae_lightning.runs.resume import check_unchanged, resume_dir, resumed_argv
 from vae_lightning.runs.run_folder import check_folder, check_writable, claim_folder, claim_resume, unquoted
 
@@ -44,7 +54,7 @@ SETTINGS: dict[str, Any] = {
     "model.optimizer.lr": Positive,
     "eval.k": Count,
     "eval.fid_samples": NonNegativeInt,
-    "eval.gmm_components": NonNegativeInt,
+    "eval.gmm_components": Count,
     "sampler": Literal["prior", "gmm"],
     "gmm_components": Count,
     "n": Count,
@@ -160,6 +170,14 @@ def check_what_torch_answers(cfg: DictConfig, config_name: str, run_dir: Path | 
                                  OmegaConf.select(cfg, "trainer.max_epochs", default=None), str(checkpoint))
 
 
+def check_data_source(cfg: DictConfig) -> None:
+    """A source that serves one data set only (``data/sources.ONLY_FOR``), asked for another."""
+    dataset, source = (OmegaConf.select(cfg, f"data.{key}", default=None) for key in ("name", "source"))
+    only_for = module_constant("vae_lightning.data.sources", "ONLY_FOR") or {}
+    if source in only_for and dataset != only_for[source]:
+        raise ConfigError(SOURCE_ONLY_FOR.format(source=source, dataset=only_for[source]))
+
+
 def check_config(cfg: DictConfig) -> None:
     """ConfigError, one line, for the first setting that cannot work: the settings of :data:`SETTINGS`, then every
     section built from a class of the package, by that class's own annotations and needs; then the devices."""
@@ -168,6 +186,7 @@ def check_config(cfg: DictConfig) -> None:
     for section, node in package_sections(cfg):
         check_section(section, node)
     check_objective_needs(cfg)
+    check_data_source(cfg)
     check_devices(cfg)
 
 

@@ -32,6 +32,7 @@ class AfterTestError(RuntimeError):
 
 #: an objective that estimates with the encoder's Gaussian, given something else (refused by the command line and
 #: by the VAE built from Python)
+SOURCE_ONLY_FOR = "data.source={source} is only for data.name={dataset} (the only data set it serves)"
 NEEDS_DIAGONAL_POSTERIOR = ("{objective} (model.objective) needs q(z|x) to be the encoder's diagonal Gaussian: "
                             "model/posterior=diagonal_gaussian and one stochastic layer (no model/latents)")
 

@@ -20,11 +20,12 @@ def run_dir_of_checkpoint(ckpt_path: str) -> Path:
     return parent.parent if parent.name == "checkpoints" else parent
 
 
-def evaluation_dir(ckpt_path: str) -> str:
-    """A new folder for one evaluation, beside the checkpoint's run outputs, never reused."""
+def invocation_dir(kind: str, ckpt_path: str) -> str:
+    """A new folder for one ``evaluate`` or ``sample`` of a checkpoint, in ``RUN/<kind>/`` beside the run's
+    outputs, never reused: each invocation keeps its own record (``status.json``, W&B run)."""
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     name = f"{Path(ckpt_path).stem}_{stamp}_{unique_suffix()}"
-    return str(run_dir_of_checkpoint(ckpt_path) / "evaluations" / name)
+    return str(run_dir_of_checkpoint(ckpt_path) / kind / name)
 
 
 def register_resolvers() -> None:
@@ -33,8 +34,7 @@ def register_resolvers() -> None:
     resolvers = {
         "unique": unique_suffix,
         "cwd": os.getcwd,
-        "evaluation_dir": evaluation_dir,
-        "run_dir_of": lambda ckpt_path: str(run_dir_of_checkpoint(ckpt_path)),
+        "invocation_dir": invocation_dir,
     }
     for name, function in resolvers.items():
         if not OmegaConf.has_resolver(name):

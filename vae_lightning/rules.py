@@ -3,6 +3,7 @@
 
 The pre-flight check (:func:`check_section`) reads the annotations from the class's source, so a bad value is
 one line before torch is imported; ``@checked`` refuses the same values when a component is built from Python.
+One reading per value and process: a value the pre-flight has checked is not checked again by its constructor.
 """
 
 import ast
@@ -102,6 +103,10 @@ def check_value(setting: str, value: Any, annotation: Any) -> None:
         raise refusal(setting, value, rule)
 
 
+#: (setting, type, value) of every value the pre-flight has checked in this process
+_checked_before: set[tuple[str, type, Any]] = set()
+
+
 def checked(cls: type) -> type:
     """Class decorator: the constructor refuses any argument its annotation does not allow, naming the setting
     as ``section.name`` (e.g. ``model.objective.k``), the section being the class's ``config_section``."""
@@ -112,8 +117,9 @@ def checked(cls: type) -> type:
     @functools.wraps(init)
     def checked_init(self, *args: Any, **kwargs: Any) -> None:
         for name, value in signature.bind(self, *args, **kwargs).arguments.items():
-            if name in hints:
-                check_value(f"{cls.config_section}.{name}", value, hints[name])
+            setting = f"{cls.config_section}.{name}"
+            if name in hints and (setting, type(value), value) not in _checked_before:
+                check_value(setting, value, hints[name])
         init(self, *args, **kwargs)
 
     cls.__init__ = checked_init
@@ -196,6 +202,18 @@ def class_constant(target: str, name: str, depth: int = 0) -> Any:
     return None
 
 
+def module_constant(module: str, name: str) -> Any:
+    """The literal value of a module-level constant of the package (``ONLY_FOR = {...}``), read from source;
+    None where the source does not say."""
+    found = _definition(module, name)
+    if found is None or not isinstance(found[1], ast.expr):
+        return None
+    try:
+        return ast.literal_eval(found[1])
+    except ValueError:
+        return None
+
+
 def _source_rule(module: str, annotation: ast.expr | None) -> Rule | None:
     """The Rule of an annotation in source; anything it cannot read is left to the constructor."""
     if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
@@ -249,5 +267,7 @@ def check_section(section: str, node: DictConfig) -> None:
             )
         rule = _source_rule(where, settings[key])
         value = _value(node, key)
-        if rule is not None and value is not None and not rule.allows(value):
-            raise refusal(f"{section}.{key}", value, rule)
+        if rule is not None and value is not None:
+            if not rule.allows(value):
+                raise refusal(f"{section}.{key}", value, rule)
+            _checked_before.add((f"{section}.{key}", type(value), value))

@@ -34,8 +34,8 @@ def checked_distance(distance: float) -> float | None:
 
 @torch.no_grad()
 def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int, gmm_components: int) -> dict[str, float]:
-    """Fréchet distance (classifier features) between n prior samples and the grey-level test images; with
-    ``gmm_components`` > 0, also for n samples of a Gaussian mixture fitted to the training encodings."""
+    """Fréchet distance (classifier features) between n prior samples and the grey-level test images, and between
+    n samples of a ``gmm_components``-component Gaussian mixture fitted to the training encodings and the same."""
     train_x, train_y = datamodule.grey("train")
     test_x, test_y = datamodule.grey("test")
     classifier = cached_classifier(cache_dir, classifier_key(datamodule.info, train_x), train_x, train_y)
@@ -45,10 +45,9 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int, gmm
         [model.sample_images(min(1000, n_samples - i), generator=generator).cpu() for i in range(0, n_samples, 1000)]
     )
     distances = {"test/frechet_distance": checked_distance(frechet_distance(classifier, samples, test))}
-    if gmm_components > 0:
-        z = posterior_mixture_latents(model, datamodule, n_samples, gmm_components, setting="eval.gmm_components")
-        samples = torch.cat([model.decode_images(chunk).cpu() for chunk in z.split(1000)])
-        distances["test/frechet_distance_gmm"] = checked_distance(frechet_distance(classifier, samples, test))
+    z = posterior_mixture_latents(model, datamodule, n_samples, gmm_components, setting="eval.gmm_components")
+    samples = torch.cat([model.decode_images(chunk).cpu() for chunk in z.split(1000)])
+    distances["test/frechet_distance_gmm"] = checked_distance(frechet_distance(classifier, samples, test))
     metrics = {name: value for name, value in distances.items() if value is not None}
     return {**metrics, "test/classifier_accuracy": float(test["accuracy"])} if metrics else {}
 
@@ -71,7 +70,7 @@ def pictures_and_sample_quality(
     metrics = {}
     if n_fid_samples > 0:
         with clock.lap("frechet"):
-            metrics = sample_quality(model, datamodule, cfg.paths.cache_dir, n_fid_samples, cfg.eval.get("gmm_components", 0))
+            metrics = sample_quality(model, datamodule, cfg.paths.cache_dir, n_fid_samples, cfg.eval.gmm_components)
     model.train(was_training)
     if trainer is not None:
         for name, image in pictures.items():

