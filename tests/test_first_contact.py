@@ -190,3 +190,26 @@ def test_mixed_precision_on_the_cpu_is_as_quiet_as_fp32(tmp_path):
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
     config = (run_dir / "config.yaml").read_text()
     assert "precision: bf16-mixed" in config and "Final metrics (nats per example):" in result.stdout
+
+
+def test_a_value_the_preflight_checked_is_not_read_again_when_the_model_is_built(tmp_path, monkeypatch):
+    from vae_lightning import rules
+    from vae_lightning.command_line import CONF_DIR, check_command_line, compose_config
+    from vae_lightning.errors import ConfigError
+    from vae_lightning.models.build import build_model
+    from vae_lightning.models.objectives.iwae import IWAE
+    from vae_lightning.resolvers import register_resolvers
+
+    register_resolvers()
+    monkeypatch.chdir(tmp_path)
+    read = []
+    check_value = rules.check_value
+    monkeypatch.setattr(rules, "check_value", lambda setting, *rest: read.append(setting) or check_value(setting, *rest))
+    overrides = ["model/objective=iwae", "model.objective.k=3", "logger=local"]
+    check_command_line(overrides, "train")
+    build_model(compose_config("train", CONF_DIR, overrides))
+    assert "model.objective.k" not in read and "model.latent_dim" not in read  # read once, by the pre-flight
+    assert "model.encoder.hidden_dims" in read  # a list: the constructor's own check
+    with pytest.raises(ConfigError, match=r"^model.objective.k=0 is not allowed; use an integer >= 1$"):
+        IWAE(k=0)  # a value no pre-flight saw is checked by the constructor
+    assert list(tmp_path.iterdir()) == []

@@ -118,7 +118,8 @@ def checked(cls: type) -> type:
     def checked_init(self, *args: Any, **kwargs: Any) -> None:
         for name, value in signature.bind(self, *args, **kwargs).arguments.items():
             setting = f"{cls.config_section}.{name}"
-            if name in hints and (setting, type(value), value) not in _checked_before:
+            plain = isinstance(value, (int, float, str, bool))  # what the pre-flight reads from a config
+            if name in hints and not (plain and (setting, type(value), value) in _checked_before):
                 check_value(setting, value, hints[name])
         init(self, *args, **kwargs)
 
