@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from vae_lightning.console import is_rank_zero
-from vae_lightning.errors import ConfigError
+from vae_lightning.errors import UNWRITABLE, ConfigError
 from vae_lightning.user_cache import process_alive
 
 #: the file that marks a folder as claimed by a run (rank zero writes the run's status into it)
@@ -67,18 +67,23 @@ def unquoted(value: str) -> str:
 
 def claim_resume(run_dir: Path) -> None:
     """One ``resume=`` of a run at a time: :data:`RESUMING_FILE` names this process until it ends; a second
-    resume is refused while that process lives (one whose process died leaves a record that is taken over)."""
+    resume is refused while that process lives (one whose process died leaves a record that is taken over). A run
+    folder that cannot be written (a shared, read-only results folder) is resumed without the record."""
     marker = run_dir / RESUMING_FILE
     holder = read_status(run_dir, RESUMING_FILE)
     if holder["status"] in LIVE:
         raise ConfigError(f"resume={str(run_dir)!r} is not allowed; process {holder.get('pid')} on {holder.get('host')} "
                           "is resuming that run now: wait for it, or stop it")
-    marker.unlink(missing_ok=True)  # a record left by a process that died
     try:
+        marker.unlink(missing_ok=True)  # a record left by a process that died
         with open(marker, "x") as file:
             file.write(_status("running", None))
     except FileExistsError:  # another resume took it in the meantime
         raise ConfigError(f"resume={str(run_dir)!r} is not allowed; another process is resuming that run now") from None
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        return
     atexit.register(marker.unlink, missing_ok=True)
 
 
