@@ -358,7 +358,7 @@ def check_command_line(argv: list[str], config_name: str = "train", conf_dir: Pa
                 check_unchanged(cfg, run_dir, list(config_groups(conf_dir)))
     if informational:
         return argv
-    parsed_overrides([arg for arg in argv if _split(arg)[1] and not arg.startswith("-")])  # hydra.* too
+    parsed_overrides([arg for arg in argv if _split(arg)[1] and _split(arg)[0].startswith("hydra")])  # the rest: above
     log_dir = next((unquoted(_split(arg)[2]) for arg in argv if _split(arg)[0] == "paths.log_dir"), None)
     check_writable(log_dir or str(Path.cwd() / "outputs"), "paths.log_dir")
     check_machine_folders(cfg, config_name)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from vae_lightning.console import log
 from vae_lightning.data.pixels import to_model_input
 from vae_lightning.errors import ConfigError
-from vae_lightning.models.build import check_memory, decoded_bytes, load_model
+from vae_lightning.models.build import check_decodable, load_model
 from vae_lightning.models.marginal_likelihood import importance_weighted_nll
 from vae_lightning.models.vae import VAE
 from vae_lightning.rules import Count, Seed, check_value
@@ -95,7 +95,7 @@ class TrainedVAE:
         """n images decoded from z ~ p(z): the likelihood's mean (default) or a draw from it; (n, C, H, W)."""
         check_value("n", n, Count)
         check_value("seed", seed, Seed)
-        check_memory(f"n={n}", decoded_bytes(self.model, n), f"decoding {n:,} images takes about {{gb}} GB")
+        check_decodable(self.model, n)
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         return self.model.sample_images(n, mean=mean, generator=generator).cpu()
 

@@ -49,6 +49,12 @@ def decoded_bytes(model: VAE, n_images: int) -> float:
     return float(n_images) * math.prod(model.image_shape) * model.likelihood.params_per_pixel * 4 * DECODED_COPIES
 
 
+def check_decodable(model: VAE, n: int) -> None:
+    """ConfigError, one line naming ``n``, when decoding ``n`` images at once would not fit in memory (``sample``
+    from the command line and from Python)."""
+    check_memory(f"n={n}", decoded_bytes(model, n), f"decoding {n:,} images takes about {{gb}} GB")
+
+
 def check_fits_in_memory(cfg: DictConfig) -> None:
     """ConfigError, one line, for a model whose training state, or whose decoded batch, would not fit in the
     available memory: the pre-flight's check, on a sketch built on PyTorch's meta device (shapes only, no memory)."""

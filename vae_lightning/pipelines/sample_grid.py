@@ -12,7 +12,7 @@ from vae_lightning.analysis.latent_samplers import posterior_mixture_latents
 from vae_lightning.analysis.pictures import save_png
 from vae_lightning.console import log
 from vae_lightning.data.datamodule import datamodule_for
-from vae_lightning.models.build import check_memory, decoded_bytes, load_model
+from vae_lightning.models.build import check_decodable, load_model
 from vae_lightning.resolvers import unique_suffix
 from vae_lightning.tracking.dashboard import checkpoint_run, log_pictures
 
@@ -22,7 +22,7 @@ def sample_grid(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     (``sampler=gmm``) from a Gaussian mixture fitted to the encodings of its training images. Returns no metrics
     and the ``images``."""
     model, run_cfg = load_model(cfg.ckpt_path)
-    check_memory(f"n={cfg.n}", decoded_bytes(model, cfg.n), f"decoding {cfg.n:,} images takes about {{gb}} GB")
+    check_decodable(model, cfg.n)
     torch.manual_seed(cfg.seed)
     if cfg.sampler == "gmm":
         datamodule = datamodule_for(run_cfg.data, model.likelihood.pixels)

@@ -131,10 +131,15 @@ def check_unchanged(cfg: DictConfig, run_dir: Path, groups: list[str] = ()) -> N
             )
 
 
+def resumable_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's interrupted.ckpt and last.ckpt, those that exist."""
+    candidates = [run_dir / "checkpoints" / name for name in (INTERRUPTED_CHECKPOINT, "last.ckpt")]
+    return [path for path in candidates if path.is_file()]
+
+
 def newest_checkpoint(run_dir: Path) -> Path:
     """interrupted.ckpt or last.ckpt, whichever is newer."""
-    candidates = [run_dir / "checkpoints" / name for name in (INTERRUPTED_CHECKPOINT, "last.ckpt")]
-    existing = [path for path in candidates if path.is_file()]
+    existing = resumable_checkpoints(run_dir)
     if not existing:
         raise ConfigError(f"resume={str(run_dir)!r} is not allowed; it has no checkpoints/last.ckpt or {INTERRUPTED_CHECKPOINT}")
     return max(existing, key=lambda path: path.stat().st_mtime)
@@ -168,9 +173,8 @@ def continue_after_preemption(cfg: DictConfig) -> None:
     Anything else starts as configured."""
     run_dir = Path(cfg.paths.output_dir)
     status = read_status(run_dir)
-    checkpoints = [run_dir / "checkpoints" / name for name in (INTERRUPTED_CHECKPOINT, "last.ckpt")]
-    if status["status"] != "interrupted" or status.get("error") not in PREEMPTION_SIGNALS or not any(
-            path.is_file() for path in checkpoints):
+    if (status["status"] != "interrupted" or status.get("error") not in PREEMPTION_SIGNALS
+            or not resumable_checkpoints(run_dir)):
         return
     checkpoint = newest_checkpoint(run_dir)
     log.info("requeued after %s: continuing from %s", status["error"], checkpoint)
