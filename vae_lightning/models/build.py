@@ -95,7 +95,9 @@ def check_contracts(model: VAE) -> None:
 
 
 def _instantiate(cfg: DictConfig) -> VAE:
-    return hydra.utils.instantiate(cfg.model, likelihood=hydra.utils.instantiate(cfg.likelihood))
+    """The model; its test pass takes ``eval.k`` importance samples (the one name of that setting)."""
+    k = {"iw_samples": cfg.eval.k} if OmegaConf.select(cfg, "eval.k") is not None else {}
+    return hydra.utils.instantiate(cfg.model, likelihood=hydra.utils.instantiate(cfg.likelihood), **k)
 
 
 def load_weights(model: VAE, checkpoint: dict[str, Any], path: str | Path) -> None:

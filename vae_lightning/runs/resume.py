@@ -25,7 +25,7 @@ from vae_lightning.tracking.wandb_folders import wandb_run_id
 FIXED_ON_RESUME = ("seed", "model", "likelihood", "data")
 #: ...except these, which change how it is trained or evaluated, not what
 CHANGEABLE_ON_RESUME = (
-    "model.optimizer", "model.scheduler", "model.iw_samples", "model.iw_chunk_elements",
+    "model.optimizer", "model.scheduler", "model.iw_chunk_elements",
     "data.data_dir", "data.cache_dir", "data.download", "data.source", "data.eval_batch_size", "data.on_device",
 )
 #: the refusal of ``resume=`` together with ``ckpt_path=``
