@@ -20,7 +20,7 @@ from typing import Any, Literal
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.console import is_rank_zero
-from vae_lightning.errors import NEEDS_DIAGONAL_POSTERIOR, SOURCE_ONLY_FOR, ConfigError
+from vae_lightning.errors import M2_NEEDS_ELBO, NEEDS_DIAGONAL_POSTERIOR, SOURCE_ONLY_FOR, ConfigError
 from vae_lightning.resolvers import register_resolvers
 from vae_lightning.rules import (
     PACKAGE,
@@ -154,6 +154,32 @@ def check_objective_needs(cfg: DictConfig) -> None:
         raise ConfigError(f"{name} (model.objective) needs a bounded run; set trainer.max_epochs or trainer.max_steps")
 
 
+def check_labels(cfg: DictConfig) -> None:
+    """``data.labelled`` with the label model that learns from a labelled subset (its class says
+    ``semi_supervised``), which needs it: a multiple of the classes, at most the training split; that model's
+    bounds are the ELBO's."""
+    labelled = OmegaConf.select(cfg, "data.labelled", default=None)
+    target = OmegaConf.select(cfg, "model.labels._target_", default=None)
+    semi_supervised = isinstance(target, str) and class_constant(target, "semi_supervised")
+    if labelled is None:
+        if semi_supervised:
+            raise ConfigError("model/labels=semi_supervised needs data.labelled=N, the number of labelled training "
+                              "images (Kingma et al.: 100)")
+        return
+    if not semi_supervised:
+        raise ConfigError(f"data.labelled={labelled} is not allowed without model/labels=semi_supervised (the model "
+                          "that learns from a labelled subset; model/labels=conditional uses every label)")
+    n_classes = OmegaConf.select(cfg, "model.labels.n_classes", default=10)
+    images = module_constant("vae_lightning.data.sources", "OFFICIAL_TRAIN_IMAGES")
+    n_train = images - int(round(images * OmegaConf.select(cfg, "data.val_fraction", default=0.1)))
+    if labelled % n_classes or labelled > n_train:
+        raise ConfigError(f"data.labelled={labelled} is not allowed; use a multiple of the {n_classes} classes "
+                          f"(the same number of each), at most the {n_train:,} training images")
+    objective = OmegaConf.select(cfg, "model.objective._target_", default="")
+    if not class_constant(objective, "kl_weighted") or OmegaConf.select(cfg, "model.objective.free_bits", default=0):
+        raise ConfigError(M2_NEEDS_ELBO.format(objective=objective.rpartition(".")[2]))
+
+
 def check_what_torch_answers(cfg: DictConfig, config_name: str, run_dir: Path | None) -> None:
     """The checks that need torch, imported only for a command that will run: a training run's model must fit in
     memory, and a run continued from a checkpoint must have epochs left to train."""
@@ -186,6 +212,7 @@ def check_config(cfg: DictConfig) -> None:
     for section, node in package_sections(cfg):
         check_section(section, node)
     check_objective_needs(cfg)
+    check_labels(cfg)
     check_data_source(cfg)
     check_devices(cfg)
 

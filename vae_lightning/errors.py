@@ -36,6 +36,10 @@ SOURCE_ONLY_FOR = "data.source={source} is only for data.name={dataset} (the onl
 NEEDS_DIAGONAL_POSTERIOR = ("{objective} (model.objective) needs q(z|x) to be the encoder's diagonal Gaussian: "
                             "model/posterior=diagonal_gaussian and one stochastic layer (no model/latents)")
 
+#: M2 made of an objective that is not the ELBO (refused by the command line and by the VAE built from Python)
+M2_NEEDS_ELBO = ("model/labels=semi_supervised (Kingma et al.'s M2) is not allowed with {objective} (model.objective); "
+                 "its bounds are the ELBO's: model/objective=elbo or cyclical_elbo, without free bits")
+
 
 #: the errors whose message says everything
 USER_ERRORS = (ConfigError, DataSourceError, DataIntegrityError, NonFiniteLossError)

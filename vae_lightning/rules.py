@@ -24,7 +24,7 @@ from vae_lightning.errors import ConfigError
 #: the package whose classes the pre-flight reads from source
 PACKAGE = "vae_lightning."
 #: arguments the VAE passes to components itself (a config may still give them): not listed as settings
-BUILDER_ARGUMENTS = frozenset({"image_shape", "latent_dim", "out_channels", "encode", "pixels"})
+BUILDER_ARGUMENTS = frozenset({"image_shape", "latent_dim", "out_channels", "encode", "pixels", "label_dim"})
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,10 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        extra: tuple[torch.Tensor, int] | None = None,
     ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.extra = extra
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self._skip = 0  # batches to skip once, when resuming mid-epoch
@@ -73,7 +75,16 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
         indices = self._rank_indices()
         start, self._skip = self._skip, 0
         for i in range(start, len(self)):
-            yield indices[i * self.batch_size : (i + 1) * self.batch_size]
+            batch = indices[i * self.batch_size : (i + 1) * self.batch_size]
+            yield batch if self.extra is None else torch.cat([batch, self._extra(i)])
+
+    def _extra(self, i: int) -> torch.Tensor:
+        """The ``extra`` indices added to batch i: the next ones of a per-epoch order of the subset, cycling, each
+        rank its own."""
+        subset, size = self.extra
+        order = subset[torch.randperm(len(subset), generator=torch.Generator().manual_seed(self.seed + self.epoch))]
+        start = (i * self.world_size + self.rank) * size
+        return order[torch.arange(start, start + size) % len(order)]
 
     def __len__(self) -> int:
         n_rank = len(range(self.rank, self.n - (self.n % self.world_size if self.shuffle else 0), self.world_size))
@@ -108,9 +119,11 @@ def tensor_loader(
     rank: int = 0,
     world_size: int = 1,
     progress: Callable[[], tuple[int, int]] | None = None,
+    extra: tuple[torch.Tensor, int] | None = None,
 ) -> DataLoader:
-    """Batches of in-memory tensors; with ``progress`` (epoch, batches done) the loader is resumable."""
-    sampler = IndexBatchSampler(len(labels), batch_size, shuffle, seed, rank, world_size)
+    """Batches of in-memory tensors; with ``progress`` (epoch, batches done) the loader is resumable; with
+    ``extra`` (subset, size), each batch also takes ``size`` indices of ``subset`` (:class:`IndexBatchSampler`)."""
+    sampler = IndexBatchSampler(len(labels), batch_size, shuffle, seed, rank, world_size, extra)
     # Its own generator: otherwise every new iterator draws a base seed from the global RNG, and a run
     # resumed mid-epoch would draw different training noise than one never stopped.
     options = dict(sampler=sampler, batch_size=None, num_workers=0, generator=torch.Generator().manual_seed(seed))

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from vae_lightning.console import log
 from vae_lightning.data.batching import tensor_loader
 from vae_lightning.data.pixels import PixelMode, expected_model_input, to_model_input
+from vae_lightning.errors import ConfigError
 from vae_lightning.data.sources import Dataset, DigitData, Source, check_source, idx_folder, load_digits, resolve_order
 from vae_lightning.rules import Count, OpenFraction, Seed, checked
 
@@ -31,6 +32,21 @@ def describe_data(info: dict[str, Any]) -> str:
     )
 
 
+def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Positions of ``n`` examples, n / K of each of the K classes, drawn with ``seed`` (sorted)."""
+    classes = labels.unique()
+    per_class, generator = n // len(classes), torch.Generator().manual_seed(seed)
+    fewest = min(int((labels == c).sum()) for c in classes)
+    if n % len(classes) or per_class > fewest:
+        raise ConfigError(f"data.labelled={n} is not allowed; use a multiple of the {len(classes)} classes, at most "
+                          f"{len(classes) * fewest} with these {len(labels):,} training images")
+    chosen = []
+    for c in classes:
+        members = (labels == c).nonzero().flatten()
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    return torch.cat(chosen).sort().values
+
+
 @checked
 class DigitsDataModule(L.LightningDataModule):
     """28x28 grey-level digits (MNIST) or clothes (Fashion-MNIST), whole splits held as tensors.
@@ -39,6 +55,11 @@ class DigitsDataModule(L.LightningDataModule):
     training set; test: the official test set. Training batches get fresh binarisation or
     dequantisation noise each time (on the device, after transfer); validation and test inputs are
     drawn once (seeded), so every evaluation sees the same x.
+
+    With ``labelled`` N (for the semi-supervised model), N / 10 training images of each class keep their label,
+    chosen with ``labelled_seed`` from the training split (never from validation or test); the training loader
+    serves every other image with the label -1 and adds min(N, batch_size) labelled images to each batch,
+    cycling through them in an order drawn per epoch.
     """
 
     config_section = "data"
@@ -57,6 +78,8 @@ class DigitsDataModule(L.LightningDataModule):
         pixels: PixelMode = "grey",
         on_device: bool = False,
         seed: Seed = 0,
+        labelled: Count | None = None,
+        labelled_seed: Seed = 0,
     ) -> None:
         super().__init__()
         check_source(name, source)
@@ -66,6 +89,8 @@ class DigitsDataModule(L.LightningDataModule):
         self.val_fraction, self.split_seed, self.seed = val_fraction, split_seed, seed
         self.pixel_mode = pixels
         self.on_device = on_device
+        self.labelled, self.labelled_seed = labelled, labelled_seed
+        self.labelled_subset: torch.Tensor | None = None  # positions in the training split
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.info: dict[str, Any] = {}
 
@@ -116,6 +141,10 @@ class DigitsDataModule(L.LightningDataModule):
             "n_val": len(val_idx),
             "n_test": len(digits.test_labels),
         }
+        if self.labelled is not None:
+            self.labelled_subset = balanced_subset(self.splits["train"][1], self.labelled, self.labelled_seed)
+            # recorded as positions in the official training set
+            self.info.update(n_labelled=self.labelled, labelled_examples=train_idx[self.labelled_subset].tolist())
         log.info("data: %s", describe_data(self.info))
         if self.batch_size >= len(train_idx):
             log.warning(
@@ -145,6 +174,11 @@ class DigitsDataModule(L.LightningDataModule):
         if not self.splits:
             self.setup()
         images, labels = self.splits[split]
+        extra = None
+        if split == "train" and self.labelled_subset is not None:
+            kept = torch.zeros(len(labels), dtype=torch.bool)
+            kept[self.labelled_subset] = True
+            labels, extra = torch.where(kept, labels, -1), (self.labelled_subset, min(self.labelled, batch_size))
         rank, world_size, progress = 0, 1, None
         if self.trainer is not None:
             progress = self._training_progress if split == "train" else None
@@ -153,7 +187,8 @@ class DigitsDataModule(L.LightningDataModule):
                 device = self.trainer.strategy.root_device
                 images, labels = images.to(device), labels.to(device)
                 self.splits[split] = (images, labels)
-        return tensor_loader(images, labels, batch_size, shuffle, self.seed, rank, world_size, progress=progress)
+        return tensor_loader(images, labels, batch_size, shuffle, self.seed, rank, world_size, progress=progress,
+                             extra=extra)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

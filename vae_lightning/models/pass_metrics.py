@@ -5,6 +5,11 @@ each example with its own fixed noise draw, so the numbers depend neither on the
 processes. With two stochastic layers, each layer's KL too (``{stage}/kl_1``, ``/kl_2``). The test pass adds
 ``test/nll_iw`` (k importance samples), the latent statistics (active units, per layer with two layers; KL
 per dimension) and what the likelihood makes of the NLL (``test/bits_per_dim``, ``test/nll_8bit``).
+
+A model with labels (``model/labels``): ``{stage}/recon``, ``/kl``, ``/loss`` at each image's true label (a bound on
+-log p(x|y)); ``test/nll_iw`` the marginal -log p(x) (exact sum over the classes, importance sampling over z), on
+the scale of the models without labels; ``test/error`` and ``test/error_<class>`` (percent) from the model's
+class probabilities, and the confusion matrix in the test details.
 """
 
 import math
@@ -17,7 +22,7 @@ from torch import nn
 from vae_lightning.models.epoch_means import EpochMeans
 from vae_lightning.models.gaussians import PerExampleNoise
 from vae_lightning.models.latent_statistics import LatentStatistics
-from vae_lightning.models.marginal_likelihood import importance_weighted_nll
+from vae_lightning.models.marginal_likelihood import importance_weighted_nll, log_px_given_each_class
 
 
 class PassMetrics(nn.Module):
@@ -29,22 +34,37 @@ class PassMetrics(nn.Module):
         self.noise = {"val": PerExampleNoise(latent_dim, seed=1), "test": PerExampleNoise(latent_dim, seed=2)}
         self.latent_statistics = LatentStatistics()
         self.test_nll: list[tuple[torch.Tensor, torch.Tensor]] = []  # (index, nll_iw) of each test batch
+        self.confusion: torch.Tensor | None = None  # (true class, predicted class) counts of a test pass
         #: after a test pass: test/nll_iw of every test example by its index (nats), the same on every rank
         self.nll_per_example: torch.Tensor | None = None
 
     def update(self, model: Any, batch: tuple[torch.Tensor, ...], stage: str) -> None:
         """One batch ``(x, y, index)`` of ``stage``; the model is the VAE (its forward gives the ELBO terms)."""
-        x, _, index = batch
-        out = model(x, eps=self.noise[stage](index).to(device=x.device, dtype=x.dtype))
+        x, y, index = batch
+        out = model(x, eps=self.noise[stage](index).to(device=x.device, dtype=x.dtype), y=y)
         for name in ("recon", "kl", "kl_1", "kl_2"):
             if name in out:
                 self.means.update(f"{stage}/{name}", out[name])
         self.means.update(f"{stage}/loss", out["recon"] + out["kl"])
         if stage == "test":
-            nll = importance_weighted_nll(model, x, model.iw_samples, model.iw_chunk_elements)
+            if model.labels is None:
+                nll = importance_weighted_nll(model, x, model.iw_samples, model.iw_chunk_elements)
+            else:
+                nll = self._classify(model, x, y)
             self.means.update("test/nll_iw", nll)
             self.test_nll.append((index, nll))
             self.latent_statistics.update(out["mu"], out["kl_per_dim"])
+
+    def _classify(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The marginal -log p(x) of a model with labels, counting its class predictions into the confusion."""
+        log_px_y = log_px_given_each_class(model, x, model.iw_samples, model.iw_chunk_elements)
+        predicted = model.labels.class_log_probs(model, x, log_px_y).argmax(-1)
+        n_classes = model.labels.n_classes
+        if self.confusion is None:
+            self.confusion = torch.zeros(n_classes, n_classes, dtype=torch.float64, device=x.device)
+        self.confusion += torch.bincount(y.long() * n_classes + predicted, minlength=n_classes**2).view(
+            n_classes, n_classes).to(self.confusion)
+        return -(torch.logsumexp(log_px_y, -1) - math.log(n_classes))
 
     def results(self, stage: str) -> dict[str, torch.Tensor]:
         return self.means.pop(stage)
@@ -63,6 +83,12 @@ class PassMetrics(nn.Module):
             for layer, flags in (("1", active[: model.latent_dim]), ("2", active[model.latent_dim:])):
                 metrics[f"test/active_units_{layer}"] = float(sum(flags))
         metrics.update(model.likelihood.data_scores(float(metrics["test/nll_iw"]), math.prod(model.image_shape)))
+        if self.confusion is not None:
+            confusion, self.confusion = reduce_sum(self.confusion), None
+            metrics["test/error"] = 100 * (1 - confusion.trace() / confusion.sum()).item()
+            for label, row in enumerate(confusion):
+                metrics[f"test/error_{label}"] = 100 * (1 - row[label] / row.sum().clamp_min(1)).item()
+            details["confusion"] = confusion.long().tolist()
         return metrics, details
 
     def _gathered_nll(self, size: int, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:

@@ -8,9 +8,10 @@ import lightning as L
 import torch
 
 from vae_lightning.console import log
-from vae_lightning.errors import NEEDS_DIAGONAL_POSTERIOR, ConfigError
+from vae_lightning.errors import M2_NEEDS_ELBO, NEEDS_DIAGONAL_POSTERIOR, ConfigError
 from vae_lightning.models.checkpoints import CONFIG_KEY, METRICS_KEY
 from vae_lightning.models.gaussians import clamp_logvar
+from vae_lightning.models.labels.base import GivenLabel, Labels
 from vae_lightning.models.latents.base import Latents, LayeredPosterior, LayeredPrior, layer_kls
 from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.models.networks.base import Decoder, Encoder
@@ -48,7 +49,9 @@ class VAE(L.LightningModule):
     * ``objective``: the training loss built from them (``model/objective``; the ELBO by default);
     * ``latents``: a second stochastic layer h2 above the encoder's h1 (``model/latents=two_layer``; none by
       default). Then z = [h1, h2], the posterior is q(h1|x) q(h2|h1), the prior p(h2) p(h1|h2), the decoder
-      reads h1, and each layer's KL is logged as ``{stage}/kl_1`` and ``{stage}/kl_2``.
+      reads h1, and each layer's KL is logged as ``{stage}/kl_1`` and ``{stage}/kl_2``;
+    * ``labels``: how the digit classes are used (``model/labels``; none by default): the class-conditional VAE
+      or Kingma et al.'s semi-supervised M2. Then the encoder and decoder also read the one-hot label.
 
     This class does the plumbing: training, validation and test steps, metrics, checkpoints.
     Logged (nats per example): ``{stage}/recon`` = -log p(x|z) at a posterior sample, ``{stage}/kl`` =
@@ -70,6 +73,7 @@ class VAE(L.LightningModule):
         posterior: Callable[..., Posterior] = DiagonalGaussianPosterior,
         objective: Objective | None = None,
         latents: Callable[..., Latents] | None = None,
+        labels: Callable[..., Labels] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] = partial(torch.optim.Adam, lr=1e-3),
         scheduler: Callable[..., Any] | None = None,
         iw_samples: Count = 100,
@@ -79,16 +83,19 @@ class VAE(L.LightningModule):
         super().__init__()
         image_shape = tuple(int(size) for size in image_shape)  # plain ints: checkpoints load weights-only
         self.save_hyperparameters(
-            ignore=["encoder", "decoder", "likelihood", "prior", "posterior", "objective", "latents", "optimizer",
-                    "scheduler"])
+            ignore=["encoder", "decoder", "likelihood", "prior", "posterior", "objective", "latents", "labels",
+                    "optimizer", "scheduler"])
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.likelihood = likelihood
-        self.encoder = encoder(image_shape=self.image_shape, latent_dim=latent_dim)
+        self.labels = None if labels is None else labels(image_shape=self.image_shape)
+        with_labels = {"label_dim": self.labels.n_classes} if self.labels is not None else {}
+        self.encoder = encoder(image_shape=self.image_shape, latent_dim=latent_dim, **with_labels)
         self.decoder = decoder(
             image_shape=self.image_shape,
             latent_dim=latent_dim,
             out_channels=self.image_shape[0] * likelihood.params_per_pixel,
+            **with_labels,
         )
         if latents is None:
             self.prior = prior(latent_dim=latent_dim, encode=self.encode)
@@ -100,6 +107,9 @@ class VAE(L.LightningModule):
         self.objective = objective or ELBO()
         if self.objective.needs_diagonal_posterior and not self.posterior.diagonal:
             raise ConfigError(NEEDS_DIAGONAL_POSTERIOR.format(objective=type(self.objective).__name__))
+        if self.labels is not None and self.labels.semi_supervised and not (
+                self.objective.kl_weighted and not getattr(self.objective, "free_bits", 0)):
+            raise ConfigError(M2_NEEDS_ELBO.format(objective=type(self.objective).__name__))
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.iw_samples = iw_samples
@@ -112,8 +122,9 @@ class VAE(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------------
     # The model
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x)
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of the encoder's Gaussian; ``y`` (B, K): one-hot labels, for a model with labels."""
+        mu, logvar = self.encoder(x, y) if self.labels is not None else self.encoder(x)
         return mu, clamp_logvar(logvar)
 
     def encode_top(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,26 +136,37 @@ class VAE(L.LightningModule):
     def layered(self) -> bool:
         return isinstance(self.posterior, LayeredPosterior)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Raw likelihood parameters for latents of shape (..., latent_dim) (with two layers: h1, the first
-        ``latent_dim`` entries of z)."""
-        return self.decoder(z[..., : self.latent_dim])
+        ``latent_dim`` entries of z); ``y`` (B, K): one-hot labels, for a model with labels."""
+        h1 = z[..., : self.latent_dim]
+        return self.decoder(h1, y) if self.labels is not None else self.decoder(h1)
 
-    def sample_latents(self, x: torch.Tensor, n_samples: int = 1, eps: torch.Tensor | None = None) -> LatentSample:
+    def given(self, y: torch.Tensor) -> GivenLabel:
+        """The model at the class indices ``y`` (B,): q(z|x, y) and p(x|y, z) for objectives and estimates."""
+        return GivenLabel(self, self.labels.one_hot(y))
+
+    def sample_latents(self, x: torch.Tensor, n_samples: int = 1, eps: torch.Tensor | None = None,
+                       y: torch.Tensor | None = None) -> LatentSample:
         """The encoder's Gaussian, ``n_samples`` reparameterised draws from q(z|x) per example with their
-        log q(z|x) (``eps`` of shape (n_samples, B, D) fixes the noise), and log p(x|z) for each draw."""
-        mu, logvar = self.encode(x)
+        log q(z|x) (``eps`` of shape (n_samples, B, D) fixes the noise), and log p(x|z) for each draw; ``y``
+        (B, K): one-hot labels, for a model with labels."""
+        mu, logvar = self.encode(x, y)
         if eps is None:
             eps = torch.randn((n_samples, len(mu), self.posterior.latent_dim), dtype=mu.dtype, device=mu.device)
         z, log_q = self.posterior(mu, logvar, eps)
-        return LatentSample(mu=mu, logvar=logvar, z=z, log_q=log_q, log_px_z=self.likelihood.log_prob(self.decode(z), x))
+        return LatentSample(mu=mu, logvar=logvar, z=z, log_q=log_q,
+                            log_px_z=self.likelihood.log_prob(self.decode(z, y), x))
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None,
+                y: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
         """One-sample ELBO terms per example: recon = -log p(x|z), kl, kl per dimension (None when the prior
         has no closed-form KL) and the posterior mean mu (with two layers also kl_1 and kl_2, and mu is
         [E[h1|x], the mean of q(h2|h1) at h1 = E[h1|x]]). ``eps`` (B, width of z) fixes the noise (validation and
-        test); by default it is drawn."""
-        sample = self.sample_latents(x, eps=None if eps is None else eps.unsqueeze(0))
+        test); by default it is drawn. A model with labels takes the class indices ``y`` (B,): the terms of
+        -log p(x|y) at the given labels."""
+        y = None if self.labels is None or y is None else self.labels.one_hot(y)
+        sample = self.sample_latents(x, eps=None if eps is None else eps.unsqueeze(0), y=y)
         kl, kl_per_dim = kl_terms(self, sample)
         out = {"recon": -sample.log_px_z[0], "kl": kl, "kl_per_dim": kl_per_dim, "mu": sample.mu}
         if self.layered:
@@ -159,14 +181,28 @@ class VAE(L.LightningModule):
         self.decoder.set_output_bias(self.likelihood.output_bias(mean, std).to(self.device))
 
     @torch.no_grad()
-    def sample_images(self, n: int, mean: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images decoded from z ~ p(z): the likelihood's mean (default) or a draw from it."""
-        return self.decode_images(self.prior.sample(n, generator=generator), mean=mean)
+    def sample_images(self, n: int, mean: bool = True, generator: torch.Generator | None = None,
+                      label: int | None = None) -> torch.Tensor:
+        """n images decoded from z ~ p(z): the likelihood's mean (default) or a draw from it. A model with labels
+        draws each image's class from the uniform p(y), or decodes them all as class ``label``."""
+        z = self.prior.sample(n, generator=generator)
+        return self.decode_images(z, mean=mean, y=self.draw_labels(n, generator, label))
+
+    def draw_labels(self, n: int, generator: torch.Generator | None = None, label: int | None = None
+                    ) -> torch.Tensor | None:
+        """n class indices for decoding: all ``label``, or drawn from the uniform p(y); None without labels."""
+        if self.labels is None:
+            return None
+        if label is not None:
+            return torch.full((n,), label, dtype=torch.long)
+        return torch.randint(self.labels.n_classes, (n,), generator=generator, device=getattr(generator, "device", None))
 
     @torch.no_grad()
-    def decode_images(self, z: torch.Tensor, mean: bool = True) -> torch.Tensor:
-        """Images decoded from latents z (n, D): the likelihood's mean (default) or a draw from it."""
-        params = self.decode(z.to(self.device))
+    def decode_images(self, z: torch.Tensor, mean: bool = True, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images decoded from latents z (n, D): the likelihood's mean (default) or a draw from it; ``y`` (n,):
+        the class indices, for a model with labels (None: the uniform label vector)."""
+        y = None if y is None else self.labels.one_hot(y.to(self.device))
+        params = self.decode(z.to(self.device), y)
         return self.likelihood.mean(params) if mean else self.likelihood.sample(params)
 
     # ----------------------------------------------------------------------------------------------
@@ -176,7 +212,10 @@ class VAE(L.LightningModule):
         non-finite guard reads them at its own cadence."""
         x = batch[0]
         context = TrainingContext(step=self.global_step, epoch=self.current_epoch, **self._run_shape)
-        terms = self.objective(self, x, context)
+        if self.labels is not None:
+            terms = self.labels.training_terms(self, x, batch[1], context)
+        else:
+            terms = self.objective(self, x, context)
         if self.trainer.is_last_batch or (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self._log_training_terms(terms, x)
         return {"loss": terms.loss, "recon": terms.recon.detach(), "kl": terms.kl.detach()}

@@ -6,13 +6,13 @@ from math import prod
 import torch
 from torch import nn
 
-from vae_lightning.models.networks.base import ACTIVATIONS, Activation, Decoder, Encoder
+from vae_lightning.models.networks.base import ACTIVATIONS, Activation, Decoder, Encoder, with_label
 from vae_lightning.rules import Count, checked
 
 
 @checked
 class ConvEncoder(Encoder):
-    """Two stride-2 convolutions (28 -> 14 -> 7) then a linear head."""
+    """Two stride-2 convolutions (28 -> 14 -> 7) then a linear head (which also reads the label, if any)."""
 
     def __init__(
         self,
@@ -21,8 +21,10 @@ class ConvEncoder(Encoder):
         channels: Sequence[int] = (32, 64),
         hidden_dim: Count = 256,
         activation: Activation = "relu",
+        label_dim: int = 0,
     ) -> None:
         super().__init__()
+        self.label_dim = label_dim
         in_channels, height, width = image_shape
         layers: list[nn.Module] = []
         for c_in, c_out in zip([in_channels, *channels[:-1]], channels):
@@ -31,17 +33,19 @@ class ConvEncoder(Encoder):
         with torch.no_grad():
             n_features = self.features(torch.zeros(1, in_channels, height, width)).shape[-1]
         self.head = nn.Sequential(
-            nn.Linear(n_features, hidden_dim), ACTIVATIONS[activation](), nn.Linear(hidden_dim, 2 * latent_dim)
+            nn.Linear(n_features + label_dim, hidden_dim), ACTIVATIONS[activation](),
+            nn.Linear(hidden_dim, 2 * latent_dim),
         )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.features(x)).chunk(2, dim=-1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(with_label(self.features(x), y, self.label_dim)).chunk(2, dim=-1)
         return mu, logvar
 
 
 @checked
 class ConvDecoder(Decoder):
-    """Mirror of :class:`ConvEncoder`: linear to (C, H/4, W/4), then two stride-2 transposed convolutions."""
+    """Mirror of :class:`ConvEncoder`: linear (from the latent and the label, if any) to (C, H/4, W/4), then two
+    stride-2 transposed convolutions."""
 
     def __init__(
         self,
@@ -51,14 +55,16 @@ class ConvDecoder(Decoder):
         channels: Sequence[int] = (64, 32),
         hidden_dim: Count = 256,
         activation: Activation = "relu",
+        label_dim: int = 0,
     ) -> None:
         super().__init__()
+        self.label_dim = label_dim
         _, height, width = image_shape
         if height % 4 or width % 4:
             raise ValueError(f"ConvDecoder needs image height and width divisible by 4, got {height}x{width}")
         self.seed_shape = (channels[0], height // 4, width // 4)
         self.project = nn.Sequential(
-            nn.Linear(latent_dim, hidden_dim),
+            nn.Linear(latent_dim + label_dim, hidden_dim),
             ACTIVATIONS[activation](),
             nn.Linear(hidden_dim, prod(self.seed_shape)),
             ACTIVATIONS[activation](),
@@ -75,8 +81,8 @@ class ConvDecoder(Decoder):
         """A transposed convolution has one bias per channel: each channel's mean over the pixels."""
         self.upsample[-1].bias.copy_(bias.mean(dim=(-2, -1)))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        batch_shape = z.shape[:-1]
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        batch_shape, z = z.shape[:-1], with_label(z, y, self.label_dim)
         h = self.project(z.reshape(-1, z.shape[-1])).unflatten(-1, self.seed_shape)
         out = self.upsample(h)
         return out.reshape(*batch_shape, *out.shape[1:])

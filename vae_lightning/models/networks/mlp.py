@@ -6,7 +6,7 @@ from math import prod
 import torch
 from torch import nn
 
-from vae_lightning.models.networks.base import Activation, Decoder, Encoder, Init, initialise, mlp
+from vae_lightning.models.networks.base import Activation, Decoder, Encoder, Init, initialise, mlp, with_label
 from vae_lightning.rules import checked
 
 
@@ -19,14 +19,16 @@ class MLPEncoder(Encoder):
         hidden_dims: Sequence[int] = (400,),
         activation: Activation = "relu",
         init: Init = "torch",
+        label_dim: int = 0,
     ) -> None:
         super().__init__()
-        self.body = mlp([prod(image_shape), *hidden_dims], activation)
-        self.head = nn.Linear(hidden_dims[-1] if hidden_dims else prod(image_shape), 2 * latent_dim)
+        self.label_dim = label_dim
+        self.body = mlp([prod(image_shape) + label_dim, *hidden_dims], activation)
+        self.head = nn.Linear(hidden_dims[-1] if hidden_dims else prod(image_shape) + label_dim, 2 * latent_dim)
         initialise(self, init)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.body(x.flatten(1))).chunk(2, dim=-1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.body(with_label(x.flatten(1), y, self.label_dim))).chunk(2, dim=-1)
         return mu, logvar
 
 
@@ -40,17 +42,18 @@ class MLPDecoder(Decoder):
         hidden_dims: Sequence[int] = (400,),
         activation: Activation = "relu",
         init: Init = "torch",
+        label_dim: int = 0,
     ) -> None:
         super().__init__()
         _, height, width = image_shape
-        self.out_shape = (out_channels, height, width)
-        self.body = mlp([latent_dim, *hidden_dims], activation)
-        self.head = nn.Linear(hidden_dims[-1] if hidden_dims else latent_dim, prod(self.out_shape))
+        self.out_shape, self.label_dim = (out_channels, height, width), label_dim
+        self.body = mlp([latent_dim + label_dim, *hidden_dims], activation)
+        self.head = nn.Linear(hidden_dims[-1] if hidden_dims else latent_dim + label_dim, prod(self.out_shape))
         initialise(self, init)
 
     @torch.no_grad()
     def set_output_bias(self, bias: torch.Tensor) -> None:
         self.head.bias.copy_(bias.flatten())
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(z)).unflatten(-1, self.out_shape)
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.body(with_label(z, y, self.label_dim))).unflatten(-1, self.out_shape)

@@ -46,6 +46,7 @@ class TrainingContext:
     epoch: int = 0
     total_steps: int = 0  # of the whole run (max_epochs x steps per epoch, or max_steps); 0: unbounded
     dataset_size: int = 0  # training examples per epoch (N of the minibatch estimators); 0: unknown
+    labelled_size: int = 0  # of those, the ones whose label is used (model/labels=semi_supervised: data.labelled)
 
 
 def run_shape(trainer: Any) -> dict[str, int]:
@@ -57,6 +58,7 @@ def run_shape(trainer: Any) -> dict[str, int]:
     return {
         "total_steps": int(total) if math.isfinite(total) else 0,
         "dataset_size": int(info.get("n_train", len(dataset) if hasattr(dataset, "__len__") else 0)),
+        "labelled_size": int(info.get("n_labelled", 0)),
     }
 
 
@@ -100,6 +102,8 @@ class Objective(ABC):
     min_batch_size: ClassVar[int] = 1
     #: whether it needs the run's length (trainer.max_epochs or trainer.max_steps)
     needs_bounded_run: ClassVar[bool] = False
+    #: whether its loss is -log p(x|z) + kl_weight(context) * KL per example (what M2's bounds are made of)
+    kl_weighted: ClassVar[bool] = False
 
     @abstractmethod
     def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms: ...

@@ -17,6 +17,8 @@ class ELBO(Objective):
     The logged ``train/kl`` is the KL itself, without the floor or the weight.
     """
 
+    kl_weighted = True
+
     def __init__(self, beta: NonNegative = 1.0, kl_warmup_steps: NonNegativeInt = 0, free_bits: NonNegative = 0.0) -> None:
         self.beta, self.kl_warmup_steps, self.free_bits = beta, kl_warmup_steps, free_bits
 
