@@ -59,6 +59,7 @@ SETTINGS: dict[str, Any] = {
     "gmm_components": Count,
     "n": Count,
     "nrow": Count,
+    "label": NonNegativeInt,
 }
 
 def config_groups(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
@@ -182,7 +183,14 @@ def check_labels(cfg: DictConfig) -> None:
 
 def check_what_torch_answers(cfg: DictConfig, config_name: str, run_dir: Path | None) -> None:
     """The checks that need torch, imported only for a command that will run: a training run's model must fit in
-    memory, and a run continued from a checkpoint must have epochs left to train."""
+    memory, and a run continued from a checkpoint must have epochs left to train; a label to sample is one of the
+    checkpoint's classes."""
+    if config_name == "sample" and cfg.get("label") is not None:
+        from vae_lightning.models.checkpoints import CONFIG_KEY, read_checkpoint
+        from vae_lightning.models.labels.base import check_label
+
+        check_label(OmegaConf.select(OmegaConf.create(read_checkpoint(cfg.ckpt_path)[CONFIG_KEY]),
+                                     "model.labels.n_classes", default=None), cfg.label)
     if config_name != "train":
         return
     from vae_lightning.models.build import check_fits_in_memory

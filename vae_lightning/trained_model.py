@@ -17,9 +17,10 @@ from vae_lightning.console import log
 from vae_lightning.data.pixels import to_model_input
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.build import check_decodable, load_model
-from vae_lightning.models.marginal_likelihood import importance_weighted_nll
+from vae_lightning.models.labels.base import check_label
+from vae_lightning.models.marginal_likelihood import importance_weighted_nll, log_px_given_each_class
 from vae_lightning.models.vae import VAE
-from vae_lightning.rules import Count, Seed, check_value
+from vae_lightning.rules import Count, NonNegativeInt, Seed, check_value
 
 
 def checkpoint_in(source: str | Path) -> Path:
@@ -91,13 +92,16 @@ class TrainedVAE:
         return x.to(self.device, torch.float32)
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None, mean: bool = True) -> torch.Tensor:
-        """n images decoded from z ~ p(z): the likelihood's mean (default) or a draw from it; (n, C, H, W)."""
+    def sample(self, n: int, seed: int | None = None, mean: bool = True, label: int | None = None) -> torch.Tensor:
+        """n images decoded from z ~ p(z): the likelihood's mean (default) or a draw from it; (n, C, H, W). A model
+        with labels draws class ``label`` (default: each image's class from the uniform p(y))."""
         check_value("n", n, Count)
         check_value("seed", seed, Seed)
+        check_value("label", label, NonNegativeInt)
+        check_label(None if self.model.labels is None else self.model.labels.n_classes, label)
         check_decodable(self.model, n)
         generator = None if seed is None else torch.Generator().manual_seed(seed)
-        return self.model.sample_images(n, mean=mean, generator=generator).cpu()
+        return self.model.sample_images(n, mean=mean, generator=generator, label=label).cpu()
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,7 +124,11 @@ class TrainedVAE:
         x = self.inputs(x)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)
-            return -importance_weighted_nll(self.model, x, k, self.model.iw_chunk_elements).cpu()
+            if self.model.labels is None:
+                return -importance_weighted_nll(self.model, x, k, self.model.iw_chunk_elements).cpu()
+            # a model with labels: the marginal over the uniform p(y), as test/nll_iw
+            log_px_y = log_px_given_each_class(self.model, x, k, self.model.iw_chunk_elements)
+            return (torch.logsumexp(log_px_y, -1) - math.log(self.model.labels.n_classes)).cpu()
 
 
 def load(source: str | Path, device: str | torch.device = "cpu") -> TrainedVAE:

@@ -46,7 +46,8 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int, gmm
     )
     distances = {"test/frechet_distance": checked_distance(frechet_distance(classifier, samples, test))}
     z = posterior_mixture_latents(model, datamodule, n_samples, gmm_components, setting="eval.gmm_components")
-    samples = torch.cat([model.decode_images(chunk).cpu() for chunk in z.split(1000)])
+    samples = torch.cat([model.decode_images(chunk, y=model.draw_labels(len(chunk), generator)).cpu()
+                         for chunk in z.split(1000)])
     distances["test/frechet_distance_gmm"] = checked_distance(frechet_distance(classifier, samples, test))
     metrics = {name: value for name, value in distances.items() if value is not None}
     return {**metrics, "test/classifier_accuracy": float(test["accuracy"])} if metrics else {}

@@ -9,22 +9,24 @@ from vae_lightning.errors import ConfigError
 
 
 @torch.no_grad()
-def encoding(model, x: torch.Tensor) -> torch.Tensor:
+def encoding(model, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """The posterior's point at zero noise, what the decoder reads (B, latent_dim): the encoder's mean for the
-    diagonal Gaussian, the flow applied to it (z_K, not z_0) for a flow posterior, h1 with two layers."""
-    mu, logvar = model.encode(x)
+    diagonal Gaussian, the flow applied to it (z_K, not z_0) for a flow posterior, h1 with two layers. A model
+    with labels encodes with the labels its component chooses from the class indices ``y`` (``encoding_labels``)."""
+    mu, logvar = model.encode(x, None if model.labels is None else model.labels.encoding_labels(model, x, y))
     z, _ = model.posterior(mu, logvar, torch.zeros(1, len(mu), model.posterior.latent_dim, device=mu.device))
     return z[0, :, : model.latent_dim]
 
 
 @torch.no_grad()
-def training_encodings(model, pixels: torch.Tensor, pixel_mode: str, batch_size: int = 1000) -> torch.Tensor:
-    """:func:`encoding` of every training image (uint8 pixels, as the data module keeps them), on the CPU; the
-    images get the model's input transform with a fixed seed."""
+def training_encodings(model, pixels: torch.Tensor, labels: torch.Tensor, pixel_mode: str, batch_size: int = 1000
+                       ) -> torch.Tensor:
+    """:func:`encoding` of every training image (uint8 pixels, as the data module keeps them, with their class
+    indices), on the CPU; the images get the model's input transform with a fixed seed."""
     generator = torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
-    return torch.cat([encoding(model, to_model_input(chunk, pixel_mode, generator).to(device)).cpu()
-                      for chunk in pixels.split(batch_size)])
+    return torch.cat([encoding(model, to_model_input(chunk, pixel_mode, generator).to(device), y.to(device)).cpu()
+                      for chunk, y in zip(pixels.split(batch_size), labels.split(batch_size))])
 
 
 def gmm_latents(encodings: torch.Tensor, n: int, components: int, seed: int = 0) -> torch.Tensor:
@@ -46,5 +48,5 @@ def posterior_mixture_latents(model, datamodule, n: int, components: int, seed: 
     if components > n_train:
         raise ConfigError(f"{setting}={components} is not allowed; the Gaussian mixture is fitted to the {n_train:,} "
                           f"training images, so use at most {n_train:,} components")
-    encodings = training_encodings(model, datamodule.splits["train"][0], datamodule.pixel_mode)
+    encodings = training_encodings(model, *datamodule.splits["train"], datamodule.pixel_mode)
     return gmm_latents(encodings, n, components, seed)

@@ -41,8 +41,8 @@ class ImageGrids(L.Callback):
         self.dirpath.mkdir(parents=True, exist_ok=True)
         was_training = pl_module.training
         pl_module.eval()
-        x = trainer.datamodule.splits["val"][0][: self.n_reconstructions].to(pl_module.device)
-        recon = reconstruction_grid(pl_module, x, n_per_row=8)
+        x, y = (part[: self.n_reconstructions] for part in trainer.datamodule.splits["val"])
+        recon = reconstruction_grid(pl_module, x.to(pl_module.device), 8, y)
         # the same noise every time; a learned prior moves the samples with its parameters
         samples = pl_module.sample_images(self.n_samples, generator=torch.Generator().manual_seed(0))
         samples = make_grid(samples.clamp(0, 1), nrow=8, padding=2, pad_value=1.0)

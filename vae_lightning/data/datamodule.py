@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 from vae_lightning.console import log
 from vae_lightning.data.batching import tensor_loader
 from vae_lightning.data.pixels import PixelMode, expected_model_input, to_model_input
-from vae_lightning.errors import ConfigError
 from vae_lightning.data.sources import Dataset, DigitData, Source, check_source, idx_folder, load_digits, resolve_order
+from vae_lightning.errors import ConfigError
 from vae_lightning.rules import Count, OpenFraction, Seed, checked
 
 

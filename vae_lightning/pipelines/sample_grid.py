@@ -19,8 +19,8 @@ from vae_lightning.tracking.dashboard import checkpoint_run, log_pictures
 
 def sample_grid(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """A PNG grid of ``cfg.n`` images decoded from latents of ``cfg.ckpt_path``'s model: drawn from its prior, or
-    (``sampler=gmm``) from a Gaussian mixture fitted to the encodings of its training images. Returns no metrics
-    and the ``images``."""
+    (``sampler=gmm``) from a Gaussian mixture fitted to the encodings of its training images; a model with labels
+    decodes them as class ``cfg.label`` (or classes drawn from p(y)). Returns no metrics and the ``images``."""
     model, run_cfg = load_model(cfg.ckpt_path)
     check_decodable(model, cfg.n)
     torch.manual_seed(cfg.seed)
@@ -28,15 +28,16 @@ def sample_grid(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         datamodule = datamodule_for(run_cfg.data, model.likelihood.pixels)
         datamodule.setup()
         z = posterior_mixture_latents(model, datamodule, cfg.n, cfg.gmm_components, cfg.seed)
-        images = model.decode_images(z, mean=cfg.mean)
+        images = model.decode_images(z, mean=cfg.mean, y=model.draw_labels(cfg.n, label=cfg.label))
     else:
-        images = model.sample_images(cfg.n, mean=cfg.mean)
+        images = model.sample_images(cfg.n, mean=cfg.mean, label=cfg.label)
     grid = make_grid(images.clamp(0, 1), nrow=cfg.nrow or math.ceil(math.sqrt(cfg.n)), padding=2, pad_value=1.0)
     path = Path(cfg.paths.output_dir) / f"samples_{cfg.sampler}_n{cfg.n}_seed{cfg.seed}_{unique_suffix()}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_png(grid, path)
     log.info("Wrote %d samples to %s", cfg.n, path)
-    settings = {"n": cfg.n, "sampler": cfg.sampler, "seed": cfg.seed, "mean": cfg.mean, "file": path.name}
+    settings = {"n": cfg.n, "sampler": cfg.sampler, "seed": cfg.seed, "mean": cfg.mean, "label": cfg.label,
+                "file": path.name}
     with checkpoint_run(run_cfg, cfg.ckpt_path, path.parent, "sample", settings) as run:
         if run is not None:
             log_pictures(run, {f"samples/{cfg.sampler}": path})

@@ -19,7 +19,18 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from vae_lightning.errors import ConfigError
 from vae_lightning.models.objectives.base import LatentSample, ObjectiveTerms, TrainingContext
+
+
+def check_label(n_classes: int | None, label: int | None) -> None:
+    """ConfigError, one line, for a ``label`` to draw that a model with ``n_classes`` (None: no labels) lacks."""
+    if label is None:
+        return
+    if n_classes is None:
+        raise ConfigError(f"label={label} is not allowed; this model has no labels (trained without model/labels)")
+    if not 0 <= label < n_classes:
+        raise ConfigError(f"label={label} is not allowed; use a class from 0 to {n_classes - 1}")
 
 
 class GivenLabel:
