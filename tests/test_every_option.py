@@ -19,12 +19,14 @@ from vae_lightning.pipelines.fit_and_test import fit_and_test
 
 #: groups that configure Hydra or a sweeper, not a training run: composed and checked, not trained
 COMPOSE_ONLY = {"hydra", "paths", "hparams_search"}
+#: options that need a setting of another group to run (the pre-flight refuses them without it)
+NEEDS = {("model/labels", "semi_supervised"): ["data.labelled=20"]}
 OPTIONS = [(group, option) for group, options in sorted(config_groups().items()) for option in options]
 
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{group}={option}" for group, option in OPTIONS])
 def test_every_option_composes_and_trains(compose_train, group, option):
-    overrides = [f"{group}={option}", "debug=fast", "eval.fid_samples=200"]  # debug=fast alone has no distance
+    overrides = [f"{group}={option}", "debug=fast", "eval.fid_samples=200", *NEEDS.get((group, option), [])]
     if group != "logger":
         overrides.append("logger=local")
     if (group, option) == ("trainer", "ddp"):
