@@ -52,9 +52,9 @@ def wandb_identity(loggers: list) -> dict[str, str] | None:
 @on_rank_zero
 @never_raises("the latent code and the least likely digits")
 def log_test_tables(run: Any, model, test_x: torch.Tensor, test_y: torch.Tensor) -> None:
-    """The latent code per dimension (a bar chart of its KL, or of Cov_x E[z] where the KL has no closed form) and a
-    table of the test digits the model finds least likely, with their reconstructions and nll_iw. Nothing without
-    a W&B run (``run`` None)."""
+    """The latent code per dimension (a bar chart of its KL, or of Cov_x E[z] where the KL has no closed form), a
+    table of the test digits the model finds least likely, with their reconstructions and nll_iw, and for a model
+    with labels the confusion matrix of its test predictions. Nothing without a W&B run (``run`` None)."""
     if run is None:
         return
     import wandb
@@ -67,13 +67,20 @@ def log_test_tables(run: Any, model, test_x: torch.Tensor, test_y: torch.Tensor)
     value, title = ("kl (nats)", "KL per latent dimension (nats)") if kl else (
         "posterior-mean variance", "Cov_x E[z] per latent dimension (active above 0.01)")
     run.log({"test/latent_dimensions": wandb.plot.bar(table, "dimension", value, title=title)})
+    if "confusion" in details:  # W&B draws it from the (true, predicted) pairs the counts stand for
+        pairs = [(true, predicted) for true, row in enumerate(details["confusion"])
+                 for predicted, count in enumerate(row) for _ in range(count)]
+        run.log({"test/confusion": wandb.plot.confusion_matrix(
+            y_true=[true for true, _ in pairs], preds=[predicted for _, predicted in pairs],
+            class_names=[str(c) for c in range(len(details["confusion"]))], title="test classes (true, predicted)")})
     nll = model.pass_metrics.nll_per_example
     if nll is None or len(nll) != len(test_x):
         return
     order = torch.argsort(nll, descending=True)[:LEAST_LIKELY_ROWS]
     with torch.no_grad():
-        x = test_x[order].to(model.device)
-        recon = model.decode_images(model.encode(x)[0]).clamp(0, 1).cpu()
+        x, y = test_x[order].to(model.device), test_y[order].to(model.device)
+        labels = None if model.labels is None else model.labels.one_hot(y)  # encoded at their own label
+        recon = model.decode_images(model.encode(x, labels)[0], y=None if labels is None else y).clamp(0, 1).cpu()
     data = [[int(i), int(test_y[i]), float(nll[i]), wandb.Image(x[row].float().cpu()), wandb.Image(recon[row])]
             for row, i in enumerate(order.tolist())]
     run.log({"test/least_likely": wandb.Table(
