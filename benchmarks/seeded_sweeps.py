@@ -18,7 +18,7 @@ from vae_lightning.report.sweep_report import job_dirs, read_job
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "outputs" / "results"
-SIDE_BY_SIDE = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1", "logger=local"]
+SIDE_BY_SIDE = ["hydra/launcher=joblib", "threads=1", "logger=local"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Sweep:
     name: str
     settings: list[str]
     common: list[str]
+    side_by_side: int = 2  # jobs at a time
 
     @property
     def overrides(self) -> list[str]:
@@ -46,7 +47,11 @@ class Sweep:
         return count
 
     def command(self) -> str:
-        return " ".join(["python -m vae_lightning.train -m", *SIDE_BY_SIDE, *self.overrides])
+        return " ".join(["python -m vae_lightning.train -m", *self.launcher, *self.overrides])
+
+    @property
+    def launcher(self) -> list[str]:
+        return [*SIDE_BY_SIDE, f"hydra.launcher.n_jobs={self.side_by_side}"]
 
     def done(self) -> bool:
         if not self.folder.is_dir():
@@ -61,7 +66,7 @@ class Sweep:
         if self.folder.exists():
             sys.exit(f"{self.folder} holds an unfinished sweep: move it away to run it again")
         print(f"{self.name}: {self.command()}", flush=True)
-        arguments = [*SIDE_BY_SIDE, *self.overrides, f"hydra.sweep.dir={self.folder}"]
+        arguments = [*self.launcher, *self.overrides, f"hydra.sweep.dir={self.folder}"]
         result = subprocess.run([sys.executable, "-m", "vae_lightning.train", "-m", *arguments], cwd=ROOT)
         if result.returncode != 0:
             sys.exit(f"{self.name}: the sweep failed (exit {result.returncode}); see {self.folder}")

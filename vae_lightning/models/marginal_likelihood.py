@@ -27,6 +27,14 @@ def importance_weighted_nll(model: LatentModel, x: torch.Tensor, k: int, chunk_e
 
 
 @torch.no_grad()
+def elbo_given_each_class(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The one-sample ELBO of log p(x|y) of each example at each of the K classes (B, K), at the noise ``eps``
+    (B, D): a cheap stand-in for :func:`log_px_given_each_class` (validation)."""
+    classes = torch.arange(model.labels.n_classes, device=x.device)
+    return torch.stack([-sum(model(x, eps, c.expand(len(x)))[name] for name in ("recon", "kl")) for c in classes], -1)
+
+
+@torch.no_grad()
 def log_px_given_each_class(model, x: torch.Tensor, k: int, chunk_elements: int = 4096) -> torch.Tensor:
     """log p(x|y) of each example at each of the K classes (B, K), each by :func:`importance_weighted_nll` with
     k samples from q(z|x, y). With the uniform p(y), log p(x) = logsumexp_y log p(x|y) - log K: the sum over the

@@ -9,7 +9,8 @@ per dimension) and what the likelihood makes of the NLL (``test/bits_per_dim``, 
 A model with labels (``model/labels``): ``{stage}/recon``, ``/kl``, ``/loss`` at each image's true label (a bound on
 -log p(x|y)); ``test/nll_iw`` the marginal -log p(x) (exact sum over the classes, importance sampling over z), on
 the scale of the models without labels; ``test/error`` and ``test/error_<class>`` (percent) from the model's
-class probabilities, and the confusion matrix in the test details.
+class probabilities, and the confusion matrix in the test details; ``val/error`` each validation (for the conditional
+VAE's Bayes rule from the one-sample ELBO of each class, not the k-sample estimate of the test pass).
 """
 
 import math
@@ -22,7 +23,11 @@ from torch import nn
 from vae_lightning.models.epoch_means import EpochMeans
 from vae_lightning.models.gaussians import PerExampleNoise
 from vae_lightning.models.latent_statistics import LatentStatistics
-from vae_lightning.models.marginal_likelihood import importance_weighted_nll, log_px_given_each_class
+from vae_lightning.models.marginal_likelihood import (
+    elbo_given_each_class,
+    importance_weighted_nll,
+    log_px_given_each_class,
+)
 
 
 class PassMetrics(nn.Module):
@@ -46,6 +51,10 @@ class PassMetrics(nn.Module):
             if name in out:
                 self.means.update(f"{stage}/{name}", out[name])
         self.means.update(f"{stage}/loss", out["recon"] + out["kl"])
+        if stage == "val" and model.labels is not None:
+            noise = self.noise["val"](index).to(device=x.device, dtype=x.dtype)
+            predicted = model.labels.class_log_probs(model, x, lambda: elbo_given_each_class(model, x, noise)).argmax(-1)
+            self.means.update("val/error", 100.0 * (predicted != y).to(x.dtype))
         if stage == "test":
             if model.labels is None:
                 nll = importance_weighted_nll(model, x, model.iw_samples, model.iw_chunk_elements)
@@ -58,7 +67,7 @@ class PassMetrics(nn.Module):
     def _classify(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The marginal -log p(x) of a model with labels, counting its class predictions into the confusion."""
         log_px_y = log_px_given_each_class(model, x, model.iw_samples, model.iw_chunk_elements)
-        predicted = model.labels.class_log_probs(model, x, log_px_y).argmax(-1)
+        predicted = model.labels.class_log_probs(model, x, lambda: log_px_y).argmax(-1)
         n_classes = model.labels.n_classes
         if self.confusion is None:
             self.confusion = torch.zeros(n_classes, n_classes, dtype=torch.float64, device=x.device)

@@ -5,8 +5,9 @@ and decoder the one-hot label as a second input (q(z|x, y), p(x|y, z)) and asks 
 
 * ``training_terms(model, x, y, context)``: the training step's :class:`ObjectiveTerms` for a batch whose labels
   y (B,) are class indices, -1 where a label is not to be used;
-* ``class_log_probs(model, x, log_px_given_y)``: log-probabilities (B, K) of the classes of x, given the estimates
-  log p(x|y) (B, K) the test pass computes for every class; their argmax is ``test/error``'s prediction;
+* ``class_log_probs(model, x, log_px_given_y)``: log-probabilities (B, K) of the classes of x; ``log_px_given_y()``
+  gives estimates of log p(x|y) (B, K) for every class, if it needs them; their argmax is ``test/error``'s
+  prediction;
 * ``encoding_labels(model, x, y)``: the one-hot labels (B, K) to encode training images with (post-hoc sampling).
 
 p(y) is uniform over the K classes. :class:`GivenLabel` is the model seen at fixed labels: every objective and the
@@ -14,6 +15,7 @@ importance-weighted estimate of log p(x|y) work on it unchanged.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -73,7 +75,8 @@ class Labels(nn.Module, ABC):
         ...
 
     @abstractmethod
-    def class_log_probs(self, model: Any, x: torch.Tensor, log_px_given_y: torch.Tensor) -> torch.Tensor: ...
+    def class_log_probs(self, model: Any, x: torch.Tensor, log_px_given_y: Callable[[], torch.Tensor]
+                        ) -> torch.Tensor: ...
 
     @abstractmethod
     def encoding_labels(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...

@@ -1,5 +1,6 @@
 """The class-conditional VAE: every training image with its label, q(z|x, y), p(x|y, z), p(z)."""
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,8 +21,8 @@ class ConditionalLabels(Labels):
     def training_terms(self, model: Any, x: torch.Tensor, y: torch.Tensor, context: TrainingContext) -> ObjectiveTerms:
         return model.objective(GivenLabel(model, self.one_hot(y)), x, context)
 
-    def class_log_probs(self, model: Any, x: torch.Tensor, log_px_given_y: torch.Tensor) -> torch.Tensor:
-        return log_px_given_y.log_softmax(-1)
+    def class_log_probs(self, model: Any, x: torch.Tensor, log_px_given_y: Callable[[], torch.Tensor]) -> torch.Tensor:
+        return log_px_given_y().log_softmax(-1)
 
     def encoding_labels(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.one_hot(y)

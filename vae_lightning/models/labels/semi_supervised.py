@@ -2,7 +2,7 @@
 trained on a few labelled images and many unlabelled ones (formulas with their constants: docs/objective.md)."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from math import prod
 from typing import Any
 
@@ -79,7 +79,7 @@ class SemiSupervisedLabels(Labels):
         kl = torch.cat([kl_l, (q_u * kl_u).sum(-1)]).detach()
         return ObjectiveTerms(loss=loss, recon=recon, kl=kl)
 
-    def class_log_probs(self, model: Any, x: torch.Tensor, log_px_given_y: torch.Tensor) -> torch.Tensor:
+    def class_log_probs(self, model: Any, x: torch.Tensor, log_px_given_y: Callable[[], torch.Tensor]) -> torch.Tensor:
         return self.classifier(x).log_softmax(-1)
 
     def encoding_labels(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
