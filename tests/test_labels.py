@@ -171,6 +171,7 @@ def test_refusals_of_the_labels_settings_are_one_line_before_any_folder(tmp_path
         ("experiment=kingma2014_m2", "model/objective=iwae"):
             "error: model/labels=semi_supervised (Kingma et al.'s M2) is not allowed with IWAE (model.objective)",
         ("experiment=kingma2014_m2", "model.objective.free_bits=0.5"): "error: model/labels=semi_supervised",
+        ("~model/labelz",): "error: ~model/labelz is not allowed; model/labelz is not a config group",
     }
     for args, line in cases.items():
         result = run_module("vae_lightning.train", *args, cwd=tmp_path)

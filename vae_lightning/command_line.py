@@ -264,6 +264,8 @@ def check_group_choices(argv: list[str], config_name: str, conf_dir: Path) -> No
     groups, allowed_groups = config_groups(conf_dir), composed_groups(config_name, conf_dir)
     for arg in argv:
         key, sep, value = _split(arg)
+        if arg.startswith("~") and not sep and key not in groups and ("/" in key or "." not in key):
+            raise ConfigError(f"{arg} is not allowed; {key} is not a config group (--help lists them)")
         if arg.startswith("-") or not sep or key not in groups:
             continue
         if allowed_groups is not None and key not in allowed_groups:
@@ -417,7 +419,7 @@ FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--info", "-i", "--config-
 def check_words(argv: list[str]) -> None:
     """A word that is neither a flag, a flag's value nor ``key=value`` (``model.latent_dim=5 oops``)."""
     for previous, arg in zip(["", *argv], argv):
-        if not arg.startswith("-") and "=" not in arg and previous not in FLAGS_WITH_VALUE:
+        if not arg.startswith(("-", "~")) and "=" not in arg and previous not in FLAGS_WITH_VALUE:
             raise ConfigError(f"{arg!r} is not a setting; give key=value or group=option (--help lists them)")
 
 
