@@ -138,7 +138,7 @@ class DownweightedKL(Objective):
         self.weight = weight
 
     def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms:
-        sample = model.sample_latents(x)
+        sample = model.sample_posterior(x)
         recon, (kl, _) = -sample.log_px_z[0], kl_terms(model, sample)
         return ObjectiveTerms(loss=(recon + self.weight * kl).mean(), recon=recon, kl=kl)
 ''', "conf/model/objective/downweighted_kl.yaml",

@@ -39,7 +39,7 @@ def test_log_q_and_log_p_are_the_products_of_each_layers_gaussians():
     model = two_layer_vae()
     x = (torch.rand(4, 1, 28, 28) > 0.5).float()
     with torch.no_grad():
-        sample = model.sample_latents(x, n_samples=6)
+        sample = model.sample_posterior(x, n_samples=6)
         assert sample.z.shape == (6, 4, 5) and sample.log_q.shape == (6, 4)
         h1, h2 = sample.z[..., :3], sample.z[..., 3:]
         layers = model.posterior.layers
@@ -59,7 +59,7 @@ def test_each_layers_kl_and_their_sum():
     eps = torch.randn(5, 5)
     with torch.no_grad():
         out = model(x, eps=eps)
-        sample = model.sample_latents(x, eps=eps.unsqueeze(0))
+        sample = model.sample_posterior(x, eps=eps.unsqueeze(0))
         h1, h2 = sample.z[0, :, :3], sample.z[0, :, 3:]
         layers = model.posterior.layers
         kl_1 = normal(model.encode(x)).log_prob(h1).sum(-1) - normal(layers.generate(h2)).log_prob(h1).sum(-1)
@@ -89,7 +89,7 @@ def test_the_importance_weighted_nll_matches_quadrature_of_both_layers():
         torch.manual_seed(2)
         one = importance_weighted_nll(model, x, k=1)
         torch.manual_seed(2)
-        sample = model.sample_latents(x)
+        sample = model.sample_posterior(x)
     torch.testing.assert_close(estimate, exact, atol=0.01, rtol=0)
     torch.testing.assert_close(one, -sample.log_px_z[0] + kl_terms(model, sample)[0])
 

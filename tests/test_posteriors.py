@@ -82,7 +82,7 @@ def test_the_importance_weighted_nll_of_a_flow_is_a_valid_bound(name):
         torch.manual_seed(3)
         one = importance_weighted_nll(model, x, k=1)
         torch.manual_seed(3)
-        sample = model.sample_latents(x, n_samples=1)
+        sample = model.sample_posterior(x, n_samples=1)
         kl, per_dim = kl_terms(model, sample)
         torch.testing.assert_close(one, -sample.log_px_z[0] + kl)
         assert per_dim is None  # no closed form: the one-sample estimate log q - log p
@@ -103,7 +103,7 @@ def test_the_importance_weighted_nll_of_a_flow_is_a_valid_bound(name):
 
 def test_the_diagonal_posterior_keeps_the_closed_form_kl():
     model = flow_vae(DiagonalGaussianPosterior)
-    sample = model.sample_latents((torch.rand(8, 1, 28, 28) > 0.5).float())
+    sample = model.sample_posterior((torch.rand(8, 1, 28, 28) > 0.5).float())
     kl, per_dim = kl_terms(model, sample)
     q = torch.distributions.Normal(sample.mu, torch.exp(0.5 * sample.logvar))
     expected = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0))  # (B, D)
@@ -114,12 +114,12 @@ def test_the_diagonal_posterior_keeps_the_closed_form_kl():
 def test_the_post_hoc_mixture_samples_the_encodings_distribution():
     """Two well separated clusters of encodings: the mixture's draws reproduce their mean, covariance and the
     share of each cluster, in random order."""
-    from vae_lightning.analysis.latent_samplers import gmm_latents
+    from vae_lightning.analysis.posthoc_sampling import gmm_samples
 
     torch.manual_seed(4)
     encodings = torch.cat([torch.randn(3000, 2) * 0.3 + torch.tensor([4.0, 0.0]),
                            torch.randn(1000, 2) * 0.5 - torch.tensor([4.0, 0.0])])
-    z = gmm_latents(encodings, 8000, components=2)
+    z = gmm_samples(encodings, 8000, components=2)
     assert z.shape == (8000, 2) and z.dtype == torch.float32
     torch.testing.assert_close(z.mean(0), encodings.mean(0), atol=0.1, rtol=0)
     torch.testing.assert_close(torch.cov(z.T), torch.cov(encodings.T), atol=0.15, rtol=0)
@@ -129,7 +129,7 @@ def test_the_post_hoc_mixture_samples_the_encodings_distribution():
 
 def test_the_post_hoc_mixture_is_fitted_where_the_decoder_reads():
     """For a flow the encodings are z_K = f(mu) (the flow at zero noise), not the encoder's mean z_0."""
-    from vae_lightning.analysis.latent_samplers import encoding
+    from vae_lightning.analysis.posthoc_sampling import encoding
 
     model = flow_vae(lambda latent_dim: flows()["planar"])
     x = (torch.rand(6, 1, 28, 28) > 0.5).float()

@@ -282,7 +282,7 @@ def reference_decomposition(mu, logvar, z, log_p_z, dataset_size):
 
 def test_beta_tc_decomposition_matches_a_reference_from_torch_distributions():
     model, x = make_vae(), binary_images()
-    sample = model.sample_latents(x)
+    sample = model.sample_posterior(x)
     log_p_z = model.prior.log_prob(sample.z[0])
     parts = BetaTCVAE().decomposition(sample, log_p_z, dataset_size=54_000)
     ours = torch.stack([parts["mutual_information"], parts["total_correlation"], parts["dimension_kl"]], dim=1)
@@ -296,7 +296,7 @@ def test_beta_tc_decomposition_matches_a_reference_from_torch_distributions():
 def test_beta_tc_moves_nats_between_its_parts_with_the_training_set_size():
     """N enters as log(N M): MI gains log r, TC gains (D - 1) log r, dimension-wise KL loses D log r."""
     model, x = make_vae(latent_dim=4), binary_images()
-    sample = model.sample_latents(x)
+    sample = model.sample_posterior(x)
     log_p_z = model.prior.log_prob(sample.z[0])
     small, large = (BetaTCVAE().decomposition(sample, log_p_z, n) for n in (1_000, 54_000))
     log_r = math.log(54)
@@ -321,7 +321,7 @@ def test_beta_tc_with_unit_weights_is_the_elbo_with_a_one_sample_kl():
     for a, b in zip([p.grad.clone() for p in model.parameters()], elbo_grads):
         torch.testing.assert_close(a, b)
     torch.manual_seed(7)
-    sample = model.sample_latents(x)
+    sample = model.sample_posterior(x)
     tc = BetaTCVAE().decomposition(sample, model.prior.log_prob(sample.z[0]), 54_000)["total_correlation"]
     torch.manual_seed(7)
     torch.testing.assert_close(BetaTCVAE(beta=6.0)(model, x, context).loss, elbo.loss + 5.0 * tc.mean())

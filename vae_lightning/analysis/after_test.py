@@ -9,8 +9,8 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig
 
 from vae_lightning.analysis.frechet import cached_classifier, cached_test_statistics, content_digest, frechet_distance
-from vae_lightning.analysis.latent_samplers import posterior_mixture_latents
 from vae_lightning.analysis.pictures import write_pictures
+from vae_lightning.analysis.posthoc_sampling import posthoc_mixture_samples
 from vae_lightning.console import log, on_rank_zero
 from vae_lightning.runs.stopwatch import Stopwatch
 from vae_lightning.tracking.loggers import log_image
@@ -45,7 +45,7 @@ def sample_quality(model, datamodule, cache_dir: str | Path, n_samples: int, gmm
         [model.sample_images(min(1000, n_samples - i), generator=generator).cpu() for i in range(0, n_samples, 1000)]
     )
     distances = {"test/frechet_distance": checked_distance(frechet_distance(classifier, samples, test))}
-    z = posterior_mixture_latents(model, datamodule, n_samples, gmm_components, setting="eval.gmm_components")
+    z = posthoc_mixture_samples(model, datamodule, n_samples, gmm_components, setting="eval.gmm_components")
     samples = torch.cat([model.decode_images(chunk, y=model.draw_labels(len(chunk), generator)).cpu()
                          for chunk in z.split(1000)])
     distances["test/frechet_distance_gmm"] = checked_distance(frechet_distance(classifier, samples, test))

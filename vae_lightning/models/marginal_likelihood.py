@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from vae_lightning.models.objectives.base import LatentModel, LatentSample, log_importance_weights
+from vae_lightning.models.objectives.base import LatentModel, PosteriorSample, log_importance_weights
 
 
 @torch.no_grad()
@@ -21,7 +21,7 @@ def importance_weighted_nll(model: LatentModel, x: torch.Tensor, k: int, chunk_e
     for start in range(0, k, chunk):
         eps = torch.randn((min(chunk, k - start), len(mu), model.posterior.latent_dim), dtype=mu.dtype, device=mu.device)
         z, log_q = model.posterior(mu, logvar, eps)
-        sample = LatentSample(mu=mu, logvar=logvar, z=z, log_q=log_q, log_px_z=model.likelihood.log_prob(model.decode(z), x))
+        sample = PosteriorSample(mu=mu, logvar=logvar, z=z, log_q=log_q, log_px_z=model.likelihood.log_prob(model.decode(z), x))
         total = torch.logaddexp(total, torch.logsumexp(log_importance_weights(model.prior, sample), dim=0))
     return -(total - math.log(k))
 

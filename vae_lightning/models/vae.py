@@ -16,9 +16,9 @@ from vae_lightning.models.latents.base import Latents, LayeredPosterior, Layered
 from vae_lightning.models.likelihoods.base import Likelihood
 from vae_lightning.models.networks.base import Decoder, Encoder
 from vae_lightning.models.objectives.base import (
-    LatentSample,
     Objective,
     ObjectiveTerms,
+    PosteriorSample,
     TrainingContext,
     kl_terms,
     run_shape,
@@ -146,8 +146,8 @@ class VAE(L.LightningModule):
         """The model at the class indices ``y`` (B,): q(z|x, y) and p(x|y, z) for objectives and estimates."""
         return GivenLabel(self, self.labels.one_hot(y))
 
-    def sample_latents(self, x: torch.Tensor, n_samples: int = 1, eps: torch.Tensor | None = None,
-                       y: torch.Tensor | None = None) -> LatentSample:
+    def sample_posterior(self, x: torch.Tensor, n_samples: int = 1, eps: torch.Tensor | None = None,
+                       y: torch.Tensor | None = None) -> PosteriorSample:
         """The encoder's Gaussian, ``n_samples`` reparameterised draws from q(z|x) per example with their
         log q(z|x) (``eps`` of shape (n_samples, B, D) fixes the noise), and log p(x|z) for each draw; ``y``
         (B, K): one-hot labels, for a model with labels."""
@@ -155,7 +155,7 @@ class VAE(L.LightningModule):
         if eps is None:
             eps = torch.randn((n_samples, len(mu), self.posterior.latent_dim), dtype=mu.dtype, device=mu.device)
         z, log_q = self.posterior(mu, logvar, eps)
-        return LatentSample(mu=mu, logvar=logvar, z=z, log_q=log_q,
+        return PosteriorSample(mu=mu, logvar=logvar, z=z, log_q=log_q,
                             log_px_z=self.likelihood.log_prob(self.decode(z, y), x))
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None,
@@ -166,7 +166,7 @@ class VAE(L.LightningModule):
         test); by default it is drawn. A model with labels takes the class indices ``y`` (B,): the terms of
         -log p(x|y) at the given labels."""
         y = None if self.labels is None or y is None else self.labels.one_hot(y)
-        sample = self.sample_latents(x, eps=None if eps is None else eps.unsqueeze(0), y=y)
+        sample = self.sample_posterior(x, eps=None if eps is None else eps.unsqueeze(0), y=y)
         kl, kl_per_dim = kl_terms(self, sample)
         out = {"recon": -sample.log_px_z[0], "kl": kl, "kl_per_dim": kl_per_dim, "mu": sample.mu}
         if self.layered:

@@ -8,8 +8,8 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid
 
-from vae_lightning.analysis.latent_samplers import posterior_mixture_latents
 from vae_lightning.analysis.pictures import save_png
+from vae_lightning.analysis.posthoc_sampling import posthoc_mixture_samples
 from vae_lightning.console import log
 from vae_lightning.data.datamodule import datamodule_for
 from vae_lightning.models.build import check_decodable, load_model
@@ -27,7 +27,7 @@ def sample_grid(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.sampler == "gmm":
         datamodule = datamodule_for(run_cfg.data, model.likelihood.pixels)
         datamodule.setup()
-        z = posterior_mixture_latents(model, datamodule, cfg.n, cfg.gmm_components, cfg.seed)
+        z = posthoc_mixture_samples(model, datamodule, cfg.n, cfg.gmm_components, cfg.seed)
         images = model.decode_images(z, mean=cfg.mean, y=model.draw_labels(cfg.n, label=cfg.label))
     else:
         images = model.sample_images(cfg.n, mean=cfg.mean, label=cfg.label)

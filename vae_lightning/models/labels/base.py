@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from vae_lightning.errors import ConfigError
-from vae_lightning.models.objectives.base import LatentSample, ObjectiveTerms, TrainingContext
+from vae_lightning.models.objectives.base import ObjectiveTerms, PosteriorSample, TrainingContext
 
 
 def check_label(n_classes: int | None, label: int | None) -> None:
@@ -36,7 +36,7 @@ def check_label(n_classes: int | None, label: int | None) -> None:
 
 
 class GivenLabel:
-    """The model at fixed one-hot labels ``y`` (B, K): ``encode``, ``decode`` and ``sample_latents`` are
+    """The model at fixed one-hot labels ``y`` (B, K): ``encode``, ``decode`` and ``sample_posterior`` are
     q(z|x, y) and p(x|y, z); everything else is the model's own."""
 
     def __init__(self, model: Any, y: torch.Tensor) -> None:
@@ -51,8 +51,8 @@ class GivenLabel:
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.model.decode(z, self.y)
 
-    def sample_latents(self, x: torch.Tensor, n_samples: int = 1, eps: torch.Tensor | None = None) -> LatentSample:
-        return self.model.sample_latents(x, n_samples, eps, self.y)
+    def sample_posterior(self, x: torch.Tensor, n_samples: int = 1, eps: torch.Tensor | None = None) -> PosteriorSample:
+        return self.model.sample_posterior(x, n_samples, eps, self.y)
 
 
 class Labels(nn.Module, ABC):

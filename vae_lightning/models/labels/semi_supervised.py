@@ -50,7 +50,7 @@ class SemiSupervisedLabels(Labels):
     def bound_terms(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(-log p(x|y, z), KL(q(z|x, y) || p(z))), each (B,), at one posterior sample per example."""
         given = GivenLabel(model, self.one_hot(y))
-        sample = given.sample_latents(x, n_samples=1)
+        sample = given.sample_posterior(x, n_samples=1)
         return -sample.log_px_z[0], kl_terms(given, sample)[0]
 
     def every_class(self, model: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Training objectives: what a training step minimises, given the model's components.
 
 Contract: an objective is called as ``objective(model, x, context)`` with the model (a :class:`LatentModel`:
-``sample_latents``, ``prior`` and ``posterior``, which is the encoder's diagonal Gaussian or a flow after it), a
+``sample_posterior``, ``prior`` and ``posterior``, which is the encoder's diagonal Gaussian or a flow after it), a
 batch x of shape (B, C, H, W) and a :class:`TrainingContext` (step, epoch, total steps, training-set size), and returns
 :class:`ObjectiveTerms`: the scalar ``loss`` that is minimised, and the per-example ``recon`` = -log p(x|z) and
 ``kl`` estimates that are logged as ``train/recon`` and ``train/kl`` (so ``train/elbo`` = -(recon + kl) means the
@@ -28,7 +28,7 @@ class ObjectiveTerms:
 
 
 @dataclass
-class LatentSample:
+class PosteriorSample:
     """The encoder's Gaussian, S posterior samples per example, their log q(z|x) and decoder log-likelihoods."""
 
     mu: torch.Tensor  # (B, D)
@@ -73,10 +73,10 @@ class LatentModel(Protocol):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor: ...
 
-    def sample_latents(self, x: torch.Tensor, n_samples: int = 1) -> LatentSample: ...
+    def sample_posterior(self, x: torch.Tensor, n_samples: int = 1) -> PosteriorSample: ...
 
 
-def kl_terms(model: LatentModel, terms: LatentSample) -> tuple[torch.Tensor, torch.Tensor | None]:
+def kl_terms(model: LatentModel, terms: PosteriorSample) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(KL per example, KL per dimension (B, D) or None): in closed form where q is the encoder's Gaussian and the
     prior has one, else the one-sample estimate log q(z|x) - log p(z) at the first sample."""
     kl_per_dim = model.prior.analytic_kl(terms.mu, terms.logvar) if model.posterior.diagonal else None
@@ -85,7 +85,7 @@ def kl_terms(model: LatentModel, terms: LatentSample) -> tuple[torch.Tensor, tor
     return terms.log_q[0] - model.prior.log_prob(terms.z[0]), None
 
 
-def log_importance_weights(prior: Prior, sample: LatentSample) -> torch.Tensor:
+def log_importance_weights(prior: Prior, sample: PosteriorSample) -> torch.Tensor:
     """log p(x|z_s) + log p(z_s) - log q(z_s|x) for each sample, shape (S, B): the terms of the
     importance-weighted bound, whose log-mean-exp estimates log p(x)."""
     return sample.log_px_z + prior.log_prob(sample.z) - sample.log_q

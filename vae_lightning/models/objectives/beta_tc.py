@@ -7,7 +7,14 @@ import torch
 
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.gaussians import LOG_2PI, diagonal_gaussian_log_prob
-from vae_lightning.models.objectives.base import LatentModel, LatentSample, Objective, ObjectiveTerms, TrainingContext, kl_terms
+from vae_lightning.models.objectives.base import (
+    LatentModel,
+    Objective,
+    ObjectiveTerms,
+    PosteriorSample,
+    TrainingContext,
+    kl_terms,
+)
 from vae_lightning.rules import NonNegative, checked
 
 
@@ -32,7 +39,7 @@ class BetaTCVAE(Objective):
     def __init__(self, beta: NonNegative = 6.0, alpha: NonNegative = 1.0, gamma: NonNegative = 1.0) -> None:
         self.beta, self.alpha, self.gamma = beta, alpha, gamma
 
-    def decomposition(self, sample: LatentSample, log_p_z: torch.Tensor, dataset_size: int) -> dict[str, torch.Tensor]:
+    def decomposition(self, sample: PosteriorSample, log_p_z: torch.Tensor, dataset_size: int) -> dict[str, torch.Tensor]:
         """Per-example mutual information, total correlation and dimension-wise KL (nats) at the first sample."""
         if dataset_size < 1:
             raise ConfigError("model/objective=beta_tc needs the training-set size; the data module reports none")
@@ -50,7 +57,7 @@ class BetaTCVAE(Objective):
         if context.step == 0 and len(x) < 2:  # the first batch is a whole one: data.batch_size is 1
             raise ConfigError("data.batch_size=1 is not allowed with model/objective=beta_tc; its minibatch estimate "
                               "of q(z) needs a batch of at least 2 (with one example the TC term is a constant)")
-        sample = model.sample_latents(x, n_samples=1)
+        sample = model.sample_posterior(x, n_samples=1)
         parts = self.decomposition(sample, model.prior.log_prob(sample.z[0]), context.dataset_size)
         recon = -sample.log_px_z[0]
         penalty = (self.alpha * parts["mutual_information"] + self.beta * parts["total_correlation"]

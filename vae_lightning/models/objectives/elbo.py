@@ -28,7 +28,7 @@ class ELBO(Objective):
         return self.beta * min(1.0, context.step / self.kl_warmup_steps)
 
     def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms:
-        sample = model.sample_latents(x, n_samples=1)
+        sample = model.sample_posterior(x, n_samples=1)
         recon = -sample.log_px_z[0]
         kl, kl_per_dim = kl_terms(model, sample)
         if self.free_bits <= 0:

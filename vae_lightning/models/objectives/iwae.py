@@ -25,7 +25,7 @@ class IWAE(Objective):
         self.k = k
 
     def __call__(self, model: LatentModel, x: torch.Tensor, context: TrainingContext) -> ObjectiveTerms:
-        sample = model.sample_latents(x, n_samples=self.k)
+        sample = model.sample_posterior(x, n_samples=self.k)
         bound = torch.logsumexp(log_importance_weights(model.prior, sample), dim=0) - math.log(self.k)
         kl, _ = kl_terms(model, sample)
         return ObjectiveTerms(loss=-bound.mean(), recon=-sample.log_px_z[0].detach(), kl=kl.detach())

@@ -29,7 +29,7 @@ def training_encodings(model, pixels: torch.Tensor, labels: torch.Tensor, pixel_
                       for chunk, y in zip(pixels.split(batch_size), labels.split(batch_size))])
 
 
-def gmm_latents(encodings: torch.Tensor, n: int, components: int, seed: int = 0) -> torch.Tensor:
+def gmm_samples(encodings: torch.Tensor, n: int, components: int, seed: int = 0) -> torch.Tensor:
     """``n`` latents drawn, in random order, from a ``components``-component full-covariance Gaussian mixture
     fitted to ``encodings`` (N, D)."""
     from sklearn.mixture import GaussianMixture
@@ -40,7 +40,7 @@ def gmm_latents(encodings: torch.Tensor, n: int, components: int, seed: int = 0)
     return torch.as_tensor(z, dtype=torch.float32)[order]
 
 
-def posterior_mixture_latents(model, datamodule, n: int, components: int, seed: int = 0,
+def posthoc_mixture_samples(model, datamodule, n: int, components: int, seed: int = 0,
                               setting: str = "gmm_components") -> torch.Tensor:
     """``n`` latents from a ``components``-component Gaussian mixture fitted to the encodings of the data
     module's training images; more components than images is refused (naming ``setting``) before encoding them."""
@@ -49,4 +49,4 @@ def posterior_mixture_latents(model, datamodule, n: int, components: int, seed: 
         raise ConfigError(f"{setting}={components} is not allowed; the Gaussian mixture is fitted to the {n_train:,} "
                           f"training images, so use at most {n_train:,} components")
     encodings = training_encodings(model, *datamodule.splits["train"], datamodule.pixel_mode)
-    return gmm_latents(encodings, n, components, seed)
+    return gmm_samples(encodings, n, components, seed)
