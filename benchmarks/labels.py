@@ -8,14 +8,14 @@ Two sweeps (``seeded_sweeps.Sweep``: jobs side by side, one torch thread each, `
 longer), its test pass with k = 10 importance samples per class (K * k = 100 decoder passes per image). The
 conditional VAE and the default model: 784-400-20 MLP, Bernoulli, 10 epochs, k = 100. The tables (mean ± sd over
 the seeds, the 95% t-interval of the mean) are printed and written to ``benchmarks/labels.md``; M2's validation
-error per epoch is not logged, so its curve is the training loss and the validation bound (``report_curves.png``
-of the sweep).
+error per epoch (``val/error``, 6,000 validation images) of each seed is drawn to ``docs/figures/m2_curve.png``.
 """
 
+import csv
 import platform
 import time
 
-from seeded_sweeps import Sweep, configurations, interval, job_times, mean_sd, over_seeds, paired, run_and_publish
+from seeded_sweeps import ROOT, Sweep, configurations, interval, job_times, mean_sd, over_seeds, paired, run_and_publish
 
 M2_EPOCHS = 30
 COMMON = ["seed=1,2", "trainer.max_epochs=10", "eval.k=100"]
@@ -30,6 +30,36 @@ NAMES = {
     "": "784-400-20 MLP, no labels (the default)",
     "model/labels=conditional": "784-400-20 MLP, `model/labels=conditional`",
 }
+
+
+def validation_errors(job: dict) -> list[tuple[int, float]]:
+    """(epoch, val/error in %) of a job, from its CSV log."""
+    with (SWEEPS[0].folder / job["job"] / "csv" / "metrics.csv").open() as rows:
+        return [(int(row["epoch"]) + 1, float(row["val/error"])) for row in csv.DictReader(rows) if row.get("val/error")]
+
+
+def curve(m2: list[dict]) -> str:
+    """M2's validation error per epoch, one line per seed, to docs/figures/m2_curve.png; returns the last epochs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    last = []
+    for job in m2:
+        points = validation_errors(job)
+        ax.plot(*zip(*points), label=f"seed {job['overrides']['seed']}")
+        last.append(", ".join(f"{error:.1f}" for _, error in points[-5:]))
+    ax.axhline(11.97, color="grey", linestyle="--", label="Kingma et al. 2014: 11.97% (test)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation error (%)")
+    ax.set_ylim(0, 60)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / "figures" / "m2_curve.png")
+    plt.close(fig)
+    return "; ".join(f"seed {job['overrides']['seed']}: {text}" for job, text in zip(m2, last))
 
 
 def table() -> str:
@@ -58,6 +88,10 @@ def table() -> str:
         "",
         "Per seed, test/error (%): " + ", ".join(
             f"seed {job['overrides']['seed']}: {job['metrics']['test/error']:.2f}" for job in m2),
+        "",
+        f"Validation error (%) of the last five epochs: {curve(m2)}.",
+        "",
+        "![M2's validation error per epoch](../docs/figures/m2_curve.png)",
         "",
         "**The class-conditional VAE against the same model without labels**, 10 epochs, seeds 1 and 2, k = 100 "
         f"(for the conditional VAE per class: the marginal over p(y) = 1/10, the same scale); {when} (two jobs, one "
