@@ -17,7 +17,7 @@ import time
 
 from seeded_sweeps import ROOT, Sweep, configurations, interval, job_times, mean_sd, over_seeds, paired, run_and_publish
 
-M2_EPOCHS = 30
+M2_EPOCHS = 20
 COMMON = ["seed=1,2", "trainer.max_epochs=10", "eval.k=100"]
 SWEEPS = [
     Sweep("labels/m2", ["experiment=kingma2014_m2"], ["seed=1,2,3", f"trainer.max_epochs={M2_EPOCHS}", "eval.k=10"],
