@@ -1,6 +1,6 @@
 """The class-conditional VAE: every training image with its label, q(z|x, y), p(x|y, z), p(z)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -15,7 +15,7 @@ class ConditionalLabels(Labels):
     """Trains with the configured objective (``model/objective``) at each image's own label. Its classes come
     from Bayes' rule, p(y|x) proportional to p(x|y) with the uniform p(y): a generative classifier for free."""
 
-    def __init__(self, image_shape: Any = None, n_classes: Count = 10) -> None:
+    def __init__(self, image_shape: Sequence[int] | None = None, n_classes: Count = 10) -> None:
         super().__init__(n_classes)
 
     def training_terms(self, model: Any, x: torch.Tensor, y: torch.Tensor, context: TrainingContext) -> ObjectiveTerms:
