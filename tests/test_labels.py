@@ -251,8 +251,8 @@ def test_conditional_samples_are_the_digit_asked_for(tmp_path):
     from vae_lightning.analysis.after_test import classifier_key
     from vae_lightning.analysis.frechet import cached_classifier
 
-    result = run_module("vae_lightning.train", "model/labels=conditional", "model.latent_dim=2", "trainer.max_epochs=25", "logger=local",
-                        "eval.fid_samples=200", "eval.k=10", cwd=tmp_path)
+    result = run_module("vae_lightning.train", "model/labels=conditional", "model.latent_dim=2", "trainer.max_epochs=25",
+                        "logger=local", "eval.fid_samples=200", "eval.k=10", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = (tmp_path / "outputs" / "runs").iterdir()
     model = load(run)
