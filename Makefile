@@ -25,7 +25,7 @@ train:  ## the default run (MNIST, Bernoulli, 784-400-20 MLP); ARGS='likelihood=
 lint:  ## ruff: lint and import order (configured in pyproject.toml)
 	$(PY) -m ruff check .
 
-test: lint  ## lint, then the default test suite (22 minutes on 2 CPU cores, 2026-12-02)
+test: lint  ## lint, then the default test suite (11 minutes on 2 CPU cores, 2026-12-02)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-all: lint  ## lint, then every test, slow ones included (CI)

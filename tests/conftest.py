@@ -24,6 +24,12 @@ register_resolvers()
 DATA_DIR_VARIABLE = "VAE_LIGHTNING_DATA_DIR"
 
 
+def first_fast(cases) -> list:
+    """Parametrize cases of which only the first runs in `make test`; the others are marked slow (CI runs them)."""
+    cases = list(cases)
+    return cases[:1] + [pytest.param(case, marks=pytest.mark.slow) for case in cases[1:]]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def test_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder for every test and every command a test starts, found through the setting users have

@@ -6,6 +6,7 @@ import math
 import lightning as L
 import pytest
 import torch
+from conftest import first_fast
 
 from vae_lightning.command_line import config_groups
 from vae_lightning.data.datamodule import datamodule_for
@@ -52,7 +53,7 @@ def test_every_combination_composes_and_trains(compose_train, encoder, decoder, 
     assert model.encode(x)[0].shape == (2, 3)
 
 
-@pytest.mark.parametrize("likelihood", config_groups()["likelihood"])
+@pytest.mark.parametrize("likelihood", first_fast(config_groups()["likelihood"]))
 def test_real_training_lowers_val_loss_and_beats_the_mean_image(compose_train, likelihood):
     """On the bundled real digits: val loss falls clearly, and reconstructions beat the mean image."""
     cfg = compose_train([f"likelihood={likelihood}"])

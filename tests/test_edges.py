@@ -80,6 +80,7 @@ def test_a_damaged_cache_entry_is_never_used_and_is_computed_again(tmp_path, dam
     assert torch.equal(cached(path, compute)["mean"], again["mean"]) and compute.calls == 2  # and kept again
 
 
+@pytest.mark.slow
 def test_an_unusable_cache_or_data_folder_is_one_line_before_any_work(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
@@ -96,6 +97,7 @@ def test_an_unusable_cache_or_data_folder_is_one_line_before_any_work(tmp_path):
 
 # ----------------------------------------------------------------------------------------------------------
 # Resume: the lineage's best, nothing to train, running and crashed runs
+@pytest.mark.slow
 def test_a_resumed_run_tests_the_best_checkpoint_of_its_whole_lineage(two_epoch_run, tmp_path):
     """A learning rate that makes the new epoch worse: the earlier run's best stays best, is tested, and is named
     with its run folder; the earlier run's files are all still there."""
@@ -116,6 +118,7 @@ def test_a_resumed_run_tests_the_best_checkpoint_of_its_whole_lineage(two_epoch_
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
 
 
+@pytest.mark.slow
 def test_resume_with_nothing_left_to_train_is_one_line(two_epoch_run, tmp_path):
     line = refusal(train(tmp_path, f"resume={two_epoch_run}", "trainer.max_epochs=1"))
     assert line.startswith("error: trainer.max_epochs=1 is not allowed here; ")
@@ -128,6 +131,7 @@ def test_resume_with_an_empty_value_is_refused(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_running_run_is_not_resumed_and_a_dead_one_reads_as_crashed(two_epoch_run, tmp_path):
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(two_epoch_run), str(copy)], check=True)
@@ -169,6 +173,7 @@ def test_a_stop_signal_during_the_test_pass_stops_it(tmp_path, signal_name, exit
     assert (run / "checkpoints" / "last.ckpt").exists() and not (run / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_a_failure_after_the_test_pass_keeps_the_test_metrics_and_names_its_step(tmp_path):
     result = train(tmp_path, "trainer.max_epochs=1", "+trainer.limit_train_batches=5", "eval.fid_samples=100",
                    "+callbacks.fault._target_=fault_injection.BreakFrechetDistance", env=FAULTS)
@@ -219,6 +224,7 @@ def test_what_an_objective_needs_is_refused_before_the_first_folder(tmp_path, ar
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_a_legacy_pickle_holding_code_is_one_line_and_runs_nothing(tmp_path):
     path = tmp_path / "old.ckpt"
     torch.save({"state_dict": {}, "code": RunsCode()}, path, _use_new_zipfile_serialization=False)
@@ -229,6 +235,7 @@ def test_a_legacy_pickle_holding_code_is_one_line_and_runs_nothing(tmp_path):
 
 # ----------------------------------------------------------------------------------------------------------
 # The sweep report
+@pytest.mark.slow
 def test_the_report_names_running_missing_and_unreadable_jobs(two_epoch_run, tmp_path):
     sweep = tmp_path / "sweep"
     sweep.mkdir()
@@ -318,6 +325,7 @@ def test_a_path_hydra_cannot_read_is_one_line_before_anything_is_claimed(tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_more_mixture_components_than_training_images_is_one_line_before_encoding(two_epoch_run, tmp_path):
     checkpoint = two_epoch_run / "checkpoints" / "last.ckpt"
     n_train = json.loads((two_epoch_run / "run_info.json").read_text())["data"]["n_train"]

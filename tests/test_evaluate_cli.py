@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_module
+from conftest import first_fast, run_module
 from PIL import Image
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -30,7 +30,7 @@ def best_checkpoint(run: Path) -> Path:
     return ckpt
 
 
-@pytest.mark.parametrize("likelihood", LIKELIHOODS)
+@pytest.mark.parametrize("likelihood", first_fast(LIKELIHOODS))
 def test_evaluate_prints_and_saves_the_metrics(trained_runs, likelihood):
     run = trained_runs[likelihood]
     training_metrics = (run / "metrics.json").read_text()
@@ -65,6 +65,7 @@ def test_the_run_itself_has_the_final_pictures(trained_runs):
     assert {"samples.png", "reconstructions.png", "traversals.png", "interpolations.png", "latent_space.png"} <= pictures
 
 
+@pytest.mark.slow
 def test_manifold_picture_for_a_two_dimensional_latent(tmp_path):
     result = run_module("vae_lightning.train", "debug=fast", "logger=local", "model.latent_dim=2",
                         f"paths.log_dir={tmp_path}")
@@ -74,7 +75,7 @@ def test_manifold_picture_for_a_two_dimensional_latent(tmp_path):
     assert width == height == 2 * (20 * 30 + 2)  # 20 x 20 digits of 28 + 2 padding, upscaled twice
 
 
-@pytest.mark.parametrize("sampler", ["prior", "gmm"])
+@pytest.mark.parametrize("sampler", first_fast(["prior", "gmm"]))
 def test_sample_writes_a_grid_of_new_digits(trained_runs, sampler):
     run = trained_runs["bernoulli"]
     result = run_module("vae_lightning.sample", f"ckpt_path={best_checkpoint(run)}", "n=16", f"sampler={sampler}")
@@ -92,6 +93,7 @@ def test_evaluate_a_missing_checkpoint_is_a_one_line_error(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_evaluate_a_checkpoint_whose_config_does_not_fit(trained_runs, tmp_path):
     checkpoint = torch.load(best_checkpoint(trained_runs["bernoulli"]), weights_only=True)
     checkpoint["vae_lightning_config"]["model"]["latent_dim"] = 7

@@ -21,10 +21,13 @@ from vae_lightning.pipelines.fit_and_test import fit_and_test
 COMPOSE_ONLY = {"hydra", "paths", "hparams_search"}
 #: options that need a setting of another group to run (the pre-flight refuses them without it)
 NEEDS = {("model/labels", "semi_supervised"): ["data.labelled=20"]}
-OPTIONS = [(group, option) for group, options in sorted(config_groups().items()) for option in options]
+#: options whose case takes much longer than the others: run with the slow tests (CI)
+SLOW = {("trainer", "ddp"), ("data", "fashion_mnist")}
+OPTIONS = [pytest.param(group, option, id=f"{group}={option}", marks=[pytest.mark.slow] if (group, option) in SLOW else [])
+           for group, options in sorted(config_groups().items()) for option in options]
 
 
-@pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{group}={option}" for group, option in OPTIONS])
+@pytest.mark.parametrize("group,option", OPTIONS)
 def test_every_option_composes_and_trains(compose_train, group, option):
     overrides = [f"{group}={option}", "debug=fast", "eval.fid_samples=200", *NEEDS.get((group, option), [])]
     if group != "logger":

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_module
+from conftest import ROOT, first_fast, run_module
 from torch.distributions import Normal, kl_divergence
 
 DOC = ROOT / "docs" / "extending.md"
@@ -198,7 +198,7 @@ class LinearEncoder(Encoder):
 }
 
 
-@pytest.mark.parametrize("kind", sorted(NEW_COMPONENTS))
+@pytest.mark.parametrize("kind", first_fast(sorted(NEW_COMPONENTS)))
 def test_a_new_component_is_two_files_gets_one_line_answers_from_its_own_contract_and_trains(tmp_path, kind):
     """Module + config only, no other edit: its bad value and a misspelt setting are refused in one line before
     torch is imported, from the component's own annotations, and it trains."""

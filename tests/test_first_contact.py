@@ -121,6 +121,7 @@ def test_a_two_process_run_prints_no_noise(tmp_path):
     assert result.stdout.count("W&B (offline): wandb sync ") == 1
 
 
+@pytest.mark.slow
 def test_a_model_too_big_for_memory_is_refused_in_one_line(tmp_path):
     result = run_module("vae_lightning.train", "model.latent_dim=1000000000", "logger=local", cwd=tmp_path)
     assert result.returncode == 2
@@ -129,6 +130,7 @@ def test_a_model_too_big_for_memory_is_refused_in_one_line(tmp_path):
     assert "GB to train" in line and "GB are available" in line
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_training_split_is_explained(tmp_path):
     result = run_module(
         "vae_lightning.train", "data.batch_size=100000", "debug=fast", "logger=local", "test=false", cwd=tmp_path
@@ -141,6 +143,7 @@ def test_a_batch_larger_than_the_training_split_is_explained(tmp_path):
     ) in result.stderr.splitlines()  # warnings on stderr, in one line
 
 
+@pytest.mark.slow
 def test_a_checkpoint_holding_code_is_refused_in_one_line(tmp_path):
     class Payload:
         def __reduce__(self):
@@ -157,6 +160,7 @@ def test_a_checkpoint_holding_code_is_refused_in_one_line(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_a_failing_sweep_job_is_one_line_pointing_at_its_traceback(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", "debug=fast", "logger=local", "test=false", "model.latent_dim=2",

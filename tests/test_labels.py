@@ -184,6 +184,7 @@ def test_refusals_of_the_labels_settings_are_one_line_before_any_folder(tmp_path
         VAE(MLPEncoder, MLPDecoder, BernoulliLikelihood(), objective=IWAE(), labels=SemiSupervisedLabels)
 
 
+@pytest.mark.slow
 def test_m2_trains_tests_and_draws_a_chosen_digit_through_the_command_line(tmp_path):
     args = ["experiment=kingma2014_m2", "data.labelled=50", "debug=fast", "eval.fid_samples=200", "logger=local"]
     result = run_module("vae_lightning.train", *args, cwd=tmp_path)
@@ -216,6 +217,7 @@ def test_m2_trains_tests_and_draws_a_chosen_digit_through_the_command_line(tmp_p
         model.sample(8, label=12)
 
 
+@pytest.mark.slow
 def test_a_model_without_labels_refuses_a_label(tmp_path):
     result = run_module("vae_lightning.train", "debug=fast", "logger=local", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

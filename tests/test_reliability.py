@@ -65,6 +65,7 @@ def test_unwritable_output_folder(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_full_traceback_on_request(tmp_path):
     result = run_module("vae_lightning.train", "model.latent_dim=0", f"paths.log_dir={tmp_path}",
                         env={"HYDRA_FULL_ERROR": "1"})

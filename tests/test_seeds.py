@@ -70,6 +70,7 @@ def test_the_report_ranks_configurations_over_seeds_and_names_the_tie(synthetic_
     assert (synthetic_sweep / "report_nll.png").exists()
 
 
+@pytest.mark.slow
 def test_a_real_sweep_over_seeds_reports_them(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", "debug=fast", "logger=local", "test=true", "eval.fid_samples=0",

@@ -55,6 +55,7 @@ def wandb_group(job_dir: Path, job_type: str = "train") -> str:
     raise AssertionError(f"no run record in {run_file}")
 
 
+@pytest.mark.slow
 def test_two_by_two_sweep_writes_every_job_and_the_report(tmp_path):
     result = run_module(
         "vae_lightning.train", "-m", *FAST, "model.latent_dim=2,3", "likelihood=bernoulli,gaussian",
@@ -93,6 +94,7 @@ def test_two_by_two_sweep_writes_every_job_and_the_report(tmp_path):
     assert table["data"] == [[*r.values(), artifact] for r, artifact in zip(rows, artifacts)]
 
 
+@pytest.mark.slow
 def test_a_failing_job_does_not_stop_the_sweep_and_the_sweep_exits_non_zero(tmp_path):
     # lr = 1e30 passes every check and fails at run time: its loss stops being a number
     result = run_module(

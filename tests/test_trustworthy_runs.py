@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_module
+from conftest import ROOT, first_fast, run_module
 
 TESTS = Path(__file__).resolve().parent
 FAULTS = {"PYTHONPATH": str(TESTS)}
@@ -98,6 +98,7 @@ def test_resume_refuses_a_change_of_model_data_or_seed_in_one_line(finished_run,
     assert not (tmp_path / "runs").exists()  # refused before Hydra made a folder
 
 
+@pytest.mark.slow
 def test_a_new_learning_rate_on_resume_is_the_one_used_and_recorded(finished_run, tmp_path):
     result = run_module(
         "vae_lightning.train", *QUICK, f"ckpt_path={finished_run / 'checkpoints' / 'last.ckpt'}",
@@ -113,6 +114,7 @@ def test_a_new_learning_rate_on_resume_is_the_one_used_and_recorded(finished_run
 
 # ----------------------------------------------------------------------------------------------------------
 # Non-finite values: stopped, said, never "best", never written as Infinity
+@pytest.mark.slow
 def test_a_non_finite_validation_metric_stops_the_run_before_any_checkpoint(tmp_path):
     result = train(tmp_path, "trainer.max_epochs=3", "+callbacks.fault._target_=fault_injection.NaNDecoderBeforeValidation",
                    "+callbacks.fault.epoch=1", env=FAULTS)
@@ -127,6 +129,7 @@ def test_a_non_finite_validation_metric_stops_the_run_before_any_checkpoint(tmp_
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
 
 
+@pytest.mark.slow
 def test_a_loss_that_is_never_finite_says_that_no_checkpoint_exists(tmp_path):
     result = train(tmp_path, "trainer.max_epochs=1", "model.optimizer.lr=1e30")
     assert one_line_refusal(result).endswith("; stopped (no checkpoint had been written)")
@@ -178,7 +181,7 @@ BAD_CHECKPOINTS = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(BAD_CHECKPOINTS))
+@pytest.mark.parametrize("kind", first_fast(sorted(BAD_CHECKPOINTS)))
 @pytest.mark.parametrize("command", ["train", "evaluate", "sample"])
 def test_a_bad_checkpoint_is_one_line_everywhere(finished_run, tmp_path, kind, command):
     path = bad_checkpoint(kind, finished_run / "checkpoints" / "last.ckpt", tmp_path)
@@ -187,6 +190,7 @@ def test_a_bad_checkpoint_is_one_line_everywhere(finished_run, tmp_path, kind, c
     assert one_line_refusal(result).startswith(f"error: ckpt_path='{path}' {BAD_CHECKPOINTS[kind]}")
 
 
+@pytest.mark.slow
 def test_a_bad_checkpoint_in_a_resumed_run_folder_is_one_line(finished_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(finished_run, copy)
@@ -195,6 +199,7 @@ def test_a_bad_checkpoint_in_a_resumed_run_folder_is_one_line(finished_run, tmp_
     assert one_line_refusal(result).startswith(f"error: ckpt_path='{copy / 'checkpoints' / 'last.ckpt'}' is not allowed;")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_model_is_refused_by_train_in_one_line(finished_run, tmp_path):
     result = train(tmp_path, f"ckpt_path={finished_run / 'checkpoints' / 'last.ckpt'}", "likelihood=gaussian",
                    "likelihood.sigma_mode=learned")
@@ -213,6 +218,7 @@ def test_evaluate_refuses_a_model_group_in_one_line(finished_run):
 
 # ----------------------------------------------------------------------------------------------------------
 # Run folders: never written into twice
+@pytest.mark.slow
 def test_a_folder_that_holds_a_run_is_never_written_into_again(finished_run, tmp_path):
     folder = tmp_path / "exp"
     first = run_module("vae_lightning.train", *QUICK, "trainer.max_epochs=1", "test=false", f"hydra.run.dir={folder}")
@@ -245,6 +251,7 @@ def test_a_seed_that_is_not_a_number_is_refused_before_torch_and_before_a_folder
 
 # ----------------------------------------------------------------------------------------------------------
 # Data folders: what a user put there is never replaced
+@pytest.mark.slow
 def test_a_read_only_data_folder_is_one_line(tmp_path):
     if shutil.which("unshare") is None or os.geteuid() != 0:
         pytest.skip("needs root and unshare to mount a read-only folder")
