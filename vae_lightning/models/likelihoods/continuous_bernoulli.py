@@ -42,6 +42,13 @@ class ContinuousBernoulliLikelihood(Likelihood):
         per_pixel = -F.binary_cross_entropy_with_logits(params, x, reduction="none") + log_normaliser(params)
         return per_pixel.flatten(-3).sum(-1)
 
+    @torch.no_grad()
+    def output_bias(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """lambda at the mean pixel (the Bernoulli's start), not the logits whose continuous-Bernoulli mean is the
+        data's: that mean falls to 0 only as -1 / logit, so a pixel inked in 1% of the images would start at a logit
+        of -100 and each inked image there would cost about 100 nats (measured: 171 nats worse after 10 epochs)."""
+        return torch.logit(mean.clamp(1 / 512, 1 - 1 / 512))
+
     def _distribution(self, params: torch.Tensor) -> ContinuousBernoulli:
         return ContinuousBernoulli(logits=params, validate_args=False)
 
