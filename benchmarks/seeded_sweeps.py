@@ -78,6 +78,8 @@ def configurations(sweep: Sweep) -> dict[str, list[dict]]:
     grouped: dict[str, list[dict]] = {}
     for job_dir in job_dirs(sweep.folder):
         job = read_job(job_dir)
+        if job["status"] != "completed":  # a table of a sweep still running shows the jobs done so far
+            continue
         saved = json.loads((job_dir / "metrics.json").read_text())
         if not saved["data"]["official_mnist"]:
             sys.exit(f"{job_dir} did not train on the official MNIST")
