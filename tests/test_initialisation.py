@@ -70,6 +70,16 @@ def test_scales_start_at_the_datas_spread(compose_train):
     torch.testing.assert_close(log_scale[middle].exp(), std[0][middle] * math.sqrt(3) / math.pi)
 
 
+def test_the_per_pixel_gaussian_starts_every_sigma_at_the_pooled_spread(compose_train):
+    """Not each pixel's own spread: pixels almost never inked would start near the floor, sigma = 0.001."""
+    model, datamodule = fresh_model(compose_train, ["likelihood=gaussian_per_pixel"])
+    mean, std = datamodule.training_mean_and_std()
+    sigma = model.likelihood.output_bias(mean, std)[1].exp()
+    pooled = float(std.double().pow(2).mean().sqrt())
+    assert 0.2 < pooled < 0.4
+    torch.testing.assert_close(sigma, torch.full_like(sigma, pooled), rtol=1e-5, atol=0)
+
+
 def test_burda_experiments_use_glorot_uniform_weights_and_zero_biases(compose_train):
     for experiment in ("burda2016_vae", "burda2016_iwae_2layer"):
         model = build_model(compose_train([f"experiment={experiment}"]))
