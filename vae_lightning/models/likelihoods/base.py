@@ -67,10 +67,9 @@ class Likelihood(nn.Module, ABC):
     @torch.no_grad()
     def output_bias(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         """Decoder outputs whose ``mean`` is the image ``mean`` (C, H, W), clipped half an 8-bit level away from 0
-        and 1 (a logit of 0 or 1 is infinite) and into the means the likelihood can reach: the location found by
-        bisection on [-1000, 1000]. A likelihood whose mean-matched start is a bad one overrides this."""
-        reach = [self.mean(self.params_at(torch.full_like(mean, end), std)) for end in (-1000.0, 1000.0)]
-        target = torch.minimum(torch.maximum(mean.clamp(1 / 512, 1 - 1 / 512), reach[0]), reach[1])
+        and 1 (a logit of 0 or 1 is infinite): the location found by bisection on [-1000, 1000] (a mean the
+        likelihood cannot reach ends at an edge). A likelihood whose mean-matched start is a bad one overrides this."""
+        target = mean.clamp(1 / 512, 1 - 1 / 512)
         low, high = torch.full_like(target, -1000.0), torch.full_like(target, 1000.0)
         for _ in range(60):
             middle = (low + high) / 2
