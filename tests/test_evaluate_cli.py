@@ -1,6 +1,7 @@
 """``python -m vae_lightning.evaluate`` and ``python -m vae_lightning.sample`` on checkpoints of short runs."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,17 +13,21 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 @pytest.fixture(scope="module")
-def trained_runs(tmp_path_factory) -> dict[str, Path]:
-    """One short training run per likelihood; returns likelihood -> run folder."""
-    runs = {}
-    for likelihood in LIKELIHOODS:
-        log_dir = tmp_path_factory.mktemp(likelihood)
-        result = run_module(
-            "vae_lightning.train", "debug=fast", "logger=local", f"likelihood={likelihood}", f"paths.log_dir={log_dir}"
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        (runs[likelihood],) = (log_dir / "runs").iterdir()
-    return runs
+def trained_runs(tmp_path_factory) -> Callable[[str], Path]:
+    """likelihood -> the folder of one short training run, trained when a test first asks for it (the Gaussian
+    run only for the slow tests)."""
+    runs: dict[str, Path] = {}
+
+    def run_for(likelihood: str) -> Path:
+        if likelihood not in runs:
+            log_dir = tmp_path_factory.mktemp(likelihood)
+            result = run_module("vae_lightning.train", "debug=fast", "logger=local", f"likelihood={likelihood}",
+                                f"paths.log_dir={log_dir}")
+            assert result.returncode == 0, result.stderr[-3000:]
+            (runs[likelihood],) = (log_dir / "runs").iterdir()
+        return runs[likelihood]
+
+    return run_for
 
 
 def best_checkpoint(run: Path) -> Path:
@@ -32,7 +37,7 @@ def best_checkpoint(run: Path) -> Path:
 
 @pytest.mark.parametrize("likelihood", first_fast(LIKELIHOODS))
 def test_evaluate_prints_and_saves_the_metrics(trained_runs, likelihood):
-    run = trained_runs[likelihood]
+    run = trained_runs(likelihood)
     training_metrics = (run / "metrics.json").read_text()
     result = run_module(
         "vae_lightning.evaluate", f"ckpt_path={best_checkpoint(run)}", "eval.k=20", "eval.fid_samples=200"
@@ -61,7 +66,7 @@ def test_evaluate_prints_and_saves_the_metrics(trained_runs, likelihood):
 
 
 def test_the_run_itself_has_the_final_pictures(trained_runs):
-    pictures = {p.name for p in (trained_runs["bernoulli"] / "pictures").glob("*.png")}
+    pictures = {p.name for p in (trained_runs("bernoulli") / "pictures").glob("*.png")}
     assert {"samples.png", "reconstructions.png", "traversals.png", "interpolations.png", "latent_space.png"} <= pictures
 
 
@@ -77,7 +82,7 @@ def test_manifold_picture_for_a_two_dimensional_latent(tmp_path):
 
 @pytest.mark.parametrize("sampler", first_fast(["prior", "gmm"]))
 def test_sample_writes_a_grid_of_new_digits(trained_runs, sampler):
-    run = trained_runs["bernoulli"]
+    run = trained_runs("bernoulli")
     result = run_module("vae_lightning.sample", f"ckpt_path={best_checkpoint(run)}", "n=16", f"sampler={sampler}")
     assert result.returncode == 0, result.stderr[-3000:]
     (png,) = (run / "samples").glob(f"*/samples_{sampler}_n16_seed0_*.png")
@@ -95,7 +100,7 @@ def test_evaluate_a_missing_checkpoint_is_a_one_line_error(tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_a_checkpoint_whose_config_does_not_fit(trained_runs, tmp_path):
-    checkpoint = torch.load(best_checkpoint(trained_runs["bernoulli"]), weights_only=True)
+    checkpoint = torch.load(best_checkpoint(trained_runs("bernoulli")), weights_only=True)
     checkpoint["vae_lightning_config"]["model"]["latent_dim"] = 7
     broken = tmp_path / "broken.ckpt"
     torch.save(checkpoint, broken)

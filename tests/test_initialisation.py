@@ -37,11 +37,11 @@ def test_a_fresh_decoder_means_the_training_images_mean(compose_train, overrides
     model.init_output_from_data(*datamodule.training_mean_and_std())
     pixels = datamodule.splits["train"][0].double()
     expected = ((pixels + 0.5) / 256 if datamodule.pixel_mode == "dequantize" else pixels / 255).mean(0)
+    z = torch.randn(3, model.latent_dim)
     with torch.no_grad():
         model.decoder.head.weight.zero_()
-        decoded = model.decode_images(torch.randn(3, model.latent_dim))
-    if overrides == ["likelihood=continuous_bernoulli"]:  # lambda, not the mean, is the mean pixel
-        decoded = torch.sigmoid(model.decode(torch.randn(3, model.latent_dim)))
+        # the continuous Bernoulli's lambda, not its mean, is the mean pixel
+        decoded = torch.sigmoid(model.decode(z)) if overrides == ["likelihood=continuous_bernoulli"] else model.decode_images(z)
     expected = expected.clamp(1 / 512, 1 - 1 / 512).float()
     torch.testing.assert_close(decoded, expected.expand_as(decoded), rtol=0, atol=2e-5)
 
