@@ -12,7 +12,7 @@ the k = 1000 test pass, pictures, Frechet distance). Jobs side by side share the
 import platform
 import time
 
-from seeded_sweeps import Sweep, configurations, interval, job_times, mean_sd, over_seeds, run_and_publish
+from seeded_sweeps import Sweep, commits, configurations, interval, job_times, mean_sd, over_seeds, run_and_publish
 
 COMMON = ["seed=1,2", "trainer.max_epochs=30", "eval.k=1000"]
 SWEEPS = [
@@ -37,7 +37,7 @@ def table() -> str:
                 f"| {NAMES[label]} | {len(jobs)} | {mean_sd(over_seeds(jobs, 'val/loss'))} | {mean_sd(nll)} "
                 f"| {interval(nll)} | {mean_sd(over_seeds(jobs, 'test/bits_per_dim'), 3)} "
                 f"| {mean_sd(over_seeds(jobs, 'test/active_units'), 1)} / 20 "
-                f"| {mean_sd(over_seeds(jobs, 'test/frechet_distance'), 1)} | {job_times(jobs)} |"
+                f"| {mean_sd(over_seeds(jobs, 'test/frechet_distance'), 1)} | {job_times(jobs)} | {commits(jobs)} |"
             )
     return "\n".join(
         [
@@ -47,8 +47,8 @@ def table() -> str:
             "(mean ± sd over the seeds); bits/dim of the 8-bit test images except for `bernoulli` (binarised).",
             "",
             "| likelihood | seeds | val/loss (−ELBO) | test/nll_iw | 95% interval of the mean | test/bits_per_dim "
-            "| active units | Fréchet distance | fit time per job (whole job) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| active units | Fréchet distance | fit time per job (whole job) | code (commit) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
             *rows,
         ]
     )

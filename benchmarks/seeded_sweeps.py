@@ -73,8 +73,9 @@ class Sweep:
 
 
 def configurations(sweep: Sweep) -> dict[str, list[dict]]:
-    """The sweep's completed jobs by configuration (its ``settings``), each with its ``metrics.json`` contents and
-    its wall times from there (``fit_seconds``: training; ``total_seconds``: every part the job timed)."""
+    """The sweep's completed jobs by configuration (its ``settings``), each with its ``metrics.json`` contents, its
+    wall times from there (``fit_seconds``: training; ``total_seconds``: every part the job timed) and the commit
+    of the code that ran it (``commit``, from ``run_info.json``)."""
     grouped: dict[str, list[dict]] = {}
     for job_dir in job_dirs(sweep.folder):
         job = read_job(job_dir)
@@ -86,6 +87,7 @@ def configurations(sweep: Sweep) -> dict[str, list[dict]]:
         job["fit_seconds"] = saved["seconds"]["fit"]
         job["total_seconds"] = sum(saved["seconds"].values())
         job["saved"] = saved
+        job["commit"] = json.loads((job_dir / "run_info.json").read_text())["git_commit"][:7]
         named = {override.split("=", 1)[0] for override in sweep.settings}
         label = ", ".join(f"{k}={v}" for k, v in job["overrides"].items() if k in named)
         grouped.setdefault(label, []).append(job)
@@ -112,6 +114,11 @@ def job_times(jobs: list[dict]) -> str:
     fit = sum(job["fit_seconds"] for job in jobs) / len(jobs)
     total = sum(job["total_seconds"] for job in jobs) / len(jobs)
     return f"{fit / 60:.1f} min ({total / 60:.1f} min)"
+
+
+def commits(jobs: list[dict]) -> str:
+    """The commits of the code that ran the jobs, in job order, each once."""
+    return ", ".join(f"`{commit}`" for commit in dict.fromkeys(job["commit"] for job in jobs))
 
 
 def made_by(sweeps: list[Sweep]) -> list[str]:
