@@ -70,14 +70,15 @@ def test_scales_start_at_the_datas_spread(compose_train):
     torch.testing.assert_close(log_scale[middle].exp(), std[0][middle] * math.sqrt(3) / math.pi)
 
 
-def test_the_per_pixel_gaussian_starts_every_sigma_at_the_pooled_spread(compose_train):
-    """Not each pixel's own spread: pixels almost never inked would start near the floor, sigma = 0.001."""
-    model, datamodule = fresh_model(compose_train, ["likelihood=gaussian_per_pixel"])
-    mean, std = datamodule.training_mean_and_std()
-    sigma = model.likelihood.output_bias(mean, std)[1].exp()
-    pooled = float(std.double().pow(2).mean().sqrt())
-    assert 0.2 < pooled < 0.4
-    torch.testing.assert_close(sigma, torch.full_like(sigma, pooled), rtol=1e-5, atol=0)
+def test_the_per_pixel_gaussian_starts_every_sigma_at_its_setting_not_at_the_datas_spread(compose_train):
+    """Pixels almost never inked would start near the floor, sigma = 0.001, at their own spread."""
+    for overrides, expected in (([], 1.0), (["likelihood.sigma=0.3"], 0.3)):
+        model, datamodule = fresh_model(compose_train, ["likelihood=gaussian_per_pixel", *overrides])
+        mean, std = datamodule.training_mean_and_std()
+        assert float(std.min()) < 0.01  # the border pixels' spread, what a start at the data's spread would use
+        mu, log_sigma = model.likelihood.output_bias(mean, std)
+        torch.testing.assert_close(log_sigma.exp(), torch.full_like(log_sigma, expected))
+        torch.testing.assert_close(torch.sigmoid(mu), mean[0].clamp(1 / 512, 1 - 1 / 512), rtol=0, atol=1e-5)
 
 
 def test_burda_experiments_use_glorot_uniform_weights_and_zero_biases(compose_train):

@@ -22,7 +22,8 @@ class GaussianLikelihood(Likelihood):
     sigma_mode:
       * ``fixed``: sigma = ``sigma`` (MSE up to a scale and a constant);
       * ``learned``: one sigma for all pixels, learned (initialised at ``sigma``);
-      * ``per_pixel``: the decoder predicts log sigma for each pixel (a second output channel).
+      * ``per_pixel``: the decoder predicts log sigma for each pixel (a second output channel; with the output
+        from the data, every pixel's sigma starts at ``sigma``).
     log sigma is clamped to [log 1e-3, log 10] so the density stays finite. ``dequantize`` says the
     data module feeds x = (k + u) / 256, which makes the density a bound on the 8-bit data.
     """
@@ -55,13 +56,12 @@ class GaussianLikelihood(Likelihood):
         return mean, log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
 
     def params_at(self, location: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-        """Per-pixel σ starts at the images' pooled spread (the root mean of the per-pixel variances), not at each
-        pixel's own: a pixel almost never inked would start near σ = 0.001, where one inked image costs about
-        1 / (2 σ²) nats (measured: 229 nats worse after 5 epochs, docs/results.md)."""
+        """Per-pixel σ starts at ``sigma``, as the learned one does, not at the data's spread: a pixel almost never
+        inked would start near the floor (one inked image then costs about 1 / (2 σ²) nats), and a smaller start
+        trained worse (docs/results.md)."""
         if self.sigma_mode != "per_pixel":
             return location
-        pooled = std.pow(2).mean().sqrt().clamp(math.exp(LOG_SIGMA_MIN), math.exp(LOG_SIGMA_MAX))
-        return torch.cat([location, pooled.log().expand_as(location)])
+        return torch.cat([location, self.log_sigma.expand_as(location)])
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mu, log_sigma = self._mean_and_log_sigma(params)
