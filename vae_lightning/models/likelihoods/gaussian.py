@@ -57,8 +57,8 @@ class GaussianLikelihood(Likelihood):
 
     def params_at(self, location: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         """Per-pixel σ starts at ``sigma``, as the learned one does, not at the data's spread: a pixel almost never
-        inked would start near the floor (one inked image then costs about 1 / (2 σ²) nats), and a smaller start
-        trained worse (docs/results.md)."""
+        inked would start near the floor (one inked image then costs about 1 / (2 σ²) nats); smaller starts were
+        no better (docs/results.md)."""
         if self.sigma_mode != "per_pixel":
             return location
         return torch.cat([location, self.log_sigma.expand_as(location)])
